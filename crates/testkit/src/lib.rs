@@ -1,0 +1,17 @@
+//! Helpers for hoist's tests: real registries on loopback, images built in code, a registry
+//! that misbehaves on purpose, and the rule for skipping tests outside CI.
+//!
+//! - [`layer`]: layer tarballs built entry by entry, hostile ones included.
+//! - [`registry`]: Debian's `docker-registry` started on a free loopback port.
+//! - [`image`]: manifests, configs and indexes assembled from layers, and pushed.
+//! - [`fake`]: a small registry that lies, stalls and redirects, for faults a real one
+//!   will not produce on demand.
+//! - [`ci`]: `require`, which skips a test outside CI and fails it under `CI=true`.
+
+pub mod ci;
+pub mod fake;
+pub mod image;
+pub mod layer;
+pub mod registry;
+
+pub use ci::require;
