@@ -43,7 +43,10 @@ pub enum Credentials {
 
 impl Credentials {
     pub fn basic(username: impl Into<String>, password: impl Into<String>) -> Credentials {
-        Credentials::Basic { username: username.into(), password: password.into() }
+        Credentials::Basic {
+            username: username.into(),
+            password: password.into(),
+        }
     }
 }
 
@@ -51,9 +54,14 @@ impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Credentials::Basic { username, .. } => {
-                write!(f, "Credentials::Basic {{ username: {username:?}, password: <hidden> }}")
+                write!(
+                    f,
+                    "Credentials::Basic {{ username: {username:?}, password: <hidden> }}"
+                )
             }
-            Credentials::IdentityToken { .. } => f.write_str("Credentials::IdentityToken(<hidden>)"),
+            Credentials::IdentityToken { .. } => {
+                f.write_str("Credentials::IdentityToken(<hidden>)")
+            }
         }
     }
 }
@@ -84,14 +92,19 @@ pub struct DockerConfig {
 
 impl fmt::Debug for DockerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DockerConfig").field("hosts", &self.entries.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("DockerConfig")
+            .field("hosts", &self.entries.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
 /// The registry host a config key names: scheme and path dropped, Docker Hub's aliases
 /// folded into `docker.io`.
 pub fn normalize_registry_host(key: &str) -> String {
-    let rest = key.strip_prefix("https://").or_else(|| key.strip_prefix("http://")).unwrap_or(key);
+    let rest = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
     let host = rest.split('/').next().unwrap_or("").to_ascii_lowercase();
     match host.as_str() {
         "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
@@ -109,7 +122,9 @@ impl DockerConfig {
         for (key, entry) in raw.auths {
             if let Some(creds) = entry_credentials(&key, entry)? {
                 // The first of equivalent keys wins; BTreeMap order makes this deterministic.
-                entries.entry(normalize_registry_host(&key)).or_insert(creds);
+                entries
+                    .entry(normalize_registry_host(&key))
+                    .or_insert(creds);
             }
         }
         Ok(DockerConfig { entries })
@@ -117,12 +132,15 @@ impl DockerConfig {
 
     /// Credentials for a registry as named in a reference (`docker.io`, `host:5000`).
     pub fn credentials_for(&self, registry_host: &str) -> Option<Credentials> {
-        self.entries.get(&normalize_registry_host(registry_host)).cloned()
+        self.entries
+            .get(&normalize_registry_host(registry_host))
+            .cloned()
     }
 
     /// Adds (or replaces) credentials for a registry host.
     pub fn insert(&mut self, registry_host: &str, credentials: Credentials) {
-        self.entries.insert(normalize_registry_host(registry_host), credentials);
+        self.entries
+            .insert(normalize_registry_host(registry_host), credentials);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -132,7 +150,9 @@ impl DockerConfig {
     /// Entries of `other` fill in hosts this config does not have.
     pub fn merge_missing(&mut self, other: &DockerConfig) {
         for (host, creds) in &other.entries {
-            self.entries.entry(host.clone()).or_insert_with(|| creds.clone());
+            self.entries
+                .entry(host.clone())
+                .or_insert_with(|| creds.clone());
         }
     }
 }
@@ -144,11 +164,17 @@ fn entry_credentials(key: &str, entry: RawEntry) -> Result<Option<Credentials>, 
     if let Some(auth) = entry.auth.filter(|a| !a.is_empty()) {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(auth.trim())
-            .map_err(|source| AuthError::Base64 { key: key.to_string(), source })?;
-        let text = String::from_utf8(decoded)
-            .map_err(|_| AuthError::AuthFormat { key: key.to_string() })?;
+            .map_err(|source| AuthError::Base64 {
+                key: key.to_string(),
+                source,
+            })?;
+        let text = String::from_utf8(decoded).map_err(|_| AuthError::AuthFormat {
+            key: key.to_string(),
+        })?;
         let Some((user, pass)) = text.split_once(':') else {
-            return Err(AuthError::AuthFormat { key: key.to_string() });
+            return Err(AuthError::AuthFormat {
+                key: key.to_string(),
+            });
         };
         return Ok(Some(Credentials::basic(user, pass)));
     }
@@ -181,13 +207,30 @@ mod tests {
         );
         let cfg = DockerConfig::from_slice(json.as_bytes()).unwrap();
         let cases: &[(&str, &str, Option<Credentials>)] = &[
-            ("hub via docker.io", "docker.io", Some(Credentials::basic("hub", "secret:with:colons"))),
-            ("hub via api host", "registry-1.docker.io",
-             Some(Credentials::basic("hub", "secret:with:colons"))),
-            ("host port", "127.0.0.1:5000", Some(Credentials::basic("local", "pw"))),
+            (
+                "hub via docker.io",
+                "docker.io",
+                Some(Credentials::basic("hub", "secret:with:colons")),
+            ),
+            (
+                "hub via api host",
+                "registry-1.docker.io",
+                Some(Credentials::basic("hub", "secret:with:colons")),
+            ),
+            (
+                "host port",
+                "127.0.0.1:5000",
+                Some(Credentials::basic("local", "pw")),
+            ),
             ("other port", "127.0.0.1:5001", None),
             ("url key", "quay.io", Some(Credentials::basic("q", "pw"))),
-            ("identity token", "ghcr.io", Some(Credentials::IdentityToken { token: "refresh".into() })),
+            (
+                "identity token",
+                "ghcr.io",
+                Some(Credentials::IdentityToken {
+                    token: "refresh".into(),
+                }),
+            ),
             ("entry without secrets", "empty.example", None),
             ("absent", "example.com", None),
         ];
@@ -195,7 +238,10 @@ mod tests {
             assert_eq!(&cfg.credentials_for(host), want, "case {name}");
         }
         let shown = format!("{:?}", cfg.credentials_for("docker.io").unwrap());
-        assert!(!shown.contains("secret"), "debug output leaks the password: {shown}");
+        assert!(
+            !shown.contains("secret"),
+            "debug output leaks the password: {shown}"
+        );
     }
 
     #[test]
@@ -203,12 +249,25 @@ mod tests {
         let no_colon = format!(r#"{{"auths":{{"h":{{"auth":"{}"}}}}}}"#, b64("nocolon"));
         let cases: &[(&str, &str, &str)] = &[
             ("not json", "{", "decode docker config"),
-            ("bad base64", r#"{"auths":{"h":{"auth":"!!!"}}}"#, "entry \"h\": \"auth\" is not valid base64"),
-            ("no colon", &no_colon, "must decode to \"username:password\""),
+            (
+                "bad base64",
+                r#"{"auths":{"h":{"auth":"!!!"}}}"#,
+                "entry \"h\": \"auth\" is not valid base64",
+            ),
+            (
+                "no colon",
+                &no_colon,
+                "must decode to \"username:password\"",
+            ),
         ];
         for (name, json, want) in cases {
-            let err = DockerConfig::from_slice(json.as_bytes()).expect_err(name).to_string();
-            assert!(err.contains(want), "case {name}: {err:?} should contain {want:?}");
+            let err = DockerConfig::from_slice(json.as_bytes())
+                .expect_err(name)
+                .to_string();
+            assert!(
+                err.contains(want),
+                "case {name}: {err:?} should contain {want:?}"
+            );
         }
     }
 }

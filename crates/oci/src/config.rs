@@ -44,7 +44,11 @@ pub struct ImageConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<ContainerConfig>,
     pub rootfs: RootFs,
-    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub history: Vec<History>,
 }
 
@@ -53,7 +57,9 @@ impl ImageConfig {
     pub fn from_slice(bytes: &[u8]) -> Result<ImageConfig, ConfigError> {
         let config: ImageConfig = serde_json::from_slice(bytes).map_err(ConfigError::Json)?;
         if config.rootfs.kind != "layers" {
-            return Err(ConfigError::RootfsType { found: config.rootfs.kind });
+            return Err(ConfigError::RootfsType {
+                found: config.rootfs.kind,
+            });
         }
         Ok(config)
     }
@@ -70,7 +76,11 @@ impl ImageConfig {
 pub struct ContainerConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub env: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
@@ -179,14 +189,26 @@ mod tests {
     #[test]
     fn refuses_bad_configs() {
         let cases: &[(&str, String, &str)] = &[
-            ("rootfs type", r#"{"rootfs":{"type":"other","diff_ids":[]}}"#.into(), "\"other\""),
+            (
+                "rootfs type",
+                r#"{"rootfs":{"type":"other","diff_ids":[]}}"#.into(),
+                "\"other\"",
+            ),
             ("no rootfs", "{}".into(), "decode image config"),
-            ("bad diff id", r#"{"rootfs":{"type":"layers","diff_ids":["md5:x"]}}"#.into(),
-             "decode image config"),
+            (
+                "bad diff id",
+                r#"{"rootfs":{"type":"layers","diff_ids":["md5:x"]}}"#.into(),
+                "decode image config",
+            ),
         ];
         for (name, json, want) in cases {
-            let err = ImageConfig::from_slice(json.as_bytes()).expect_err(name).to_string();
-            assert!(err.contains(want), "case {name}: {err:?} should contain {want:?}");
+            let err = ImageConfig::from_slice(json.as_bytes())
+                .expect_err(name)
+                .to_string();
+            assert!(
+                err.contains(want),
+                "case {name}: {err:?} should contain {want:?}"
+            );
         }
     }
 
@@ -199,7 +221,13 @@ mod tests {
         assert_eq!(ids[0], a);
         let second = Digest::sha256_of(format!("{A} {B}").as_bytes());
         assert_eq!(ids[1], second);
-        assert_eq!(ids[2], Digest::sha256_of(format!("{second} {A}").as_bytes()));
-        assert_ne!(ids[2], ids[0], "same diff on a different stack has its own chain");
+        assert_eq!(
+            ids[2],
+            Digest::sha256_of(format!("{second} {A}").as_bytes())
+        );
+        assert_ne!(
+            ids[2], ids[0],
+            "same diff on a different stack has its own chain"
+        );
     }
 }

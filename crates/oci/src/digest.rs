@@ -47,17 +47,24 @@ impl fmt::Display for Algorithm {
 pub enum DigestError {
     #[error("digest {input:?} has no algorithm: expected \"sha256:\" followed by 64 hex digits")]
     MissingAlgorithm { input: String },
-    #[error(
-        "digest {input:?} uses algorithm {algorithm:?}: only sha256 and sha512 are supported"
-    )]
+    #[error("digest {input:?} uses algorithm {algorithm:?}: only sha256 and sha512 are supported")]
     UnsupportedAlgorithm { input: String, algorithm: String },
     #[error("digest {input:?} has {actual} hex digits: {algorithm} needs exactly {expected}")]
-    BadLength { input: String, algorithm: Algorithm, expected: usize, actual: usize },
+    BadLength {
+        input: String,
+        algorithm: Algorithm,
+        expected: usize,
+        actual: usize,
+    },
     #[error(
         "digest {input:?} has {found:?} at position {position} of its hex part: only lowercase \
          hex digits 0-9 and a-f are allowed"
     )]
-    BadHex { input: String, found: char, position: usize },
+    BadHex {
+        input: String,
+        found: char,
+        position: usize,
+    },
 }
 
 /// A checked content digest such as `sha256:e3b0c442...`.
@@ -87,12 +94,18 @@ impl Digest {
     /// lowercase hex.
     pub fn parse(input: &str) -> Result<Digest, DigestError> {
         let Some((algorithm, hex)) = input.split_once(':') else {
-            return Err(DigestError::MissingAlgorithm { input: shown(input) });
+            return Err(DigestError::MissingAlgorithm {
+                input: shown(input),
+            });
         };
         let algorithm = match algorithm {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
-            "" => return Err(DigestError::MissingAlgorithm { input: shown(input) }),
+            "" => {
+                return Err(DigestError::MissingAlgorithm {
+                    input: shown(input),
+                });
+            }
             other => {
                 return Err(DigestError::UnsupportedAlgorithm {
                     input: shown(input),
@@ -100,10 +113,16 @@ impl Digest {
                 });
             }
         };
-        if let Some((position, found)) =
-            hex.chars().enumerate().find(|(_, c)| !matches!(c, '0'..='9' | 'a'..='f'))
+        if let Some((position, found)) = hex
+            .chars()
+            .enumerate()
+            .find(|(_, c)| !matches!(c, '0'..='9' | 'a'..='f'))
         {
-            return Err(DigestError::BadHex { input: shown(input), found, position });
+            return Err(DigestError::BadHex {
+                input: shown(input),
+                found,
+                position,
+            });
         }
         if hex.len() != algorithm.hex_len() {
             return Err(DigestError::BadLength {
@@ -113,7 +132,10 @@ impl Digest {
                 actual: hex.len(),
             });
         }
-        Ok(Digest { algorithm, repr: input.to_string() })
+        Ok(Digest {
+            algorithm,
+            repr: input.to_string(),
+        })
     }
 
     /// The sha256 digest of `data`.
@@ -208,7 +230,9 @@ impl Default for Digester {
 
 impl fmt::Debug for Digester {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Digester").field("written", &self.written).finish()
+        f.debug_struct("Digester")
+            .field("written", &self.written)
+            .finish()
     }
 }
 
@@ -291,18 +315,41 @@ mod tests {
             ("empty", "", "has no algorithm"),
             ("no colon", &EMPTY[7..], "has no algorithm"),
             ("empty algorithm", ":abc", "has no algorithm"),
-            ("md5", "md5:d41d8cd98f00b204e9800998ecf8427e", "only sha256 and sha512"),
-            ("uppercase algorithm", "SHA256:abc", "only sha256 and sha512"),
+            (
+                "md5",
+                "md5:d41d8cd98f00b204e9800998ecf8427e",
+                "only sha256 and sha512",
+            ),
+            (
+                "uppercase algorithm",
+                "SHA256:abc",
+                "only sha256 and sha512",
+            ),
             ("short", "sha256:abc", "needs exactly 64"),
             ("long", &format!("{EMPTY}0"), "needs exactly 64"),
             ("uppercase hex", &upper, "lowercase hex"),
-            ("path in hex", "sha256:../../etc/passwd", "'.' at position 0"),
-            ("sha512 short", &format!("sha512:{}", "a".repeat(64)), "needs exactly 128"),
-            ("trailing newline", &format!("{EMPTY}\n"), "'\\n' at position 64"),
+            (
+                "path in hex",
+                "sha256:../../etc/passwd",
+                "'.' at position 0",
+            ),
+            (
+                "sha512 short",
+                &format!("sha512:{}", "a".repeat(64)),
+                "needs exactly 128",
+            ),
+            (
+                "trailing newline",
+                &format!("{EMPTY}\n"),
+                "'\\n' at position 64",
+            ),
         ];
         for (name, input, want) in cases {
             let err = Digest::parse(input).expect_err(name).to_string();
-            assert!(err.contains(want), "case {name}: {err:?} should contain {want:?}");
+            assert!(
+                err.contains(want),
+                "case {name}: {err:?} should contain {want:?}"
+            );
         }
     }
 
@@ -327,7 +374,9 @@ mod tests {
     fn serde_goes_through_the_parser() {
         let d: Digest = serde_json::from_str(&format!("\"{EMPTY}\"")).unwrap();
         assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{EMPTY}\""));
-        let err = serde_json::from_str::<Digest>("\"sha256:zz\"").unwrap_err().to_string();
+        let err = serde_json::from_str::<Digest>("\"sha256:zz\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("lowercase hex"), "{err}");
     }
 }

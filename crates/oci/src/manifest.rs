@@ -121,12 +121,18 @@ impl ImageIndex {
 
     /// The platforms this index offers, for error messages.
     pub fn platforms(&self) -> Vec<String> {
-        self.manifests.iter().filter_map(|d| d.platform.as_ref()).map(|p| p.to_string()).collect()
+        self.manifests
+            .iter()
+            .filter_map(|d| d.platform.as_ref())
+            .map(|p| p.to_string())
+            .collect()
     }
 }
 
-/// A parsed manifest document.
+/// A parsed manifest document. Manifests are parsed once per pull, so the size difference
+/// between the variants costs nothing worth a box.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Manifest {
     Image(ImageManifest),
     Index(ImageIndex),
@@ -153,17 +159,24 @@ impl Manifest {
     /// OCI spec allows `mediaType` to be absent.
     pub fn parse(media_type: &MediaType, bytes: &[u8]) -> Result<Manifest, ManifestError> {
         if media_type.is_schema1() {
-            return Err(ManifestError::Schema1 { media_type: media_type.to_string() });
+            return Err(ManifestError::Schema1 {
+                media_type: media_type.to_string(),
+            });
         }
-        let probe: Probe = serde_json::from_slice(bytes)
-            .map_err(|source| ManifestError::Json { what: "manifest", source })?;
+        let probe: Probe = serde_json::from_slice(bytes).map_err(|source| ManifestError::Json {
+            what: "manifest",
+            source,
+        })?;
         let document = probe.media_type.as_deref().map(MediaType::parse);
         if probe.schema_version == Some(1) || document.as_ref().is_some_and(|d| d.is_schema1()) {
-            let shown = document.map(|d| d.to_string()).unwrap_or_else(|| media_type.to_string());
+            let shown = document
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| media_type.to_string());
             return Err(ManifestError::Schema1 { media_type: shown });
         }
 
-        let generic = matches!(media_type, MediaType::Other(s) if s.is_empty() || s == "application/json");
+        let generic =
+            matches!(media_type, MediaType::Other(s) if s.is_empty() || s == "application/json");
         let kind = if !generic {
             media_type.clone()
         } else if let Some(d) = &document {
@@ -173,10 +186,14 @@ impl Manifest {
         } else if probe.config.is_some() {
             MediaType::OciManifest
         } else {
-            return Err(ManifestError::Unsupported { media_type: media_type.to_string() });
+            return Err(ManifestError::Unsupported {
+                media_type: media_type.to_string(),
+            });
         };
         if !kind.is_manifest() && !kind.is_index() {
-            return Err(ManifestError::Unsupported { media_type: kind.to_string() });
+            return Err(ManifestError::Unsupported {
+                media_type: kind.to_string(),
+            });
         }
         if let Some(d) = &document
             && (d.is_index() != kind.is_index() || (!d.is_index() && !d.is_manifest()))
@@ -188,16 +205,24 @@ impl Manifest {
         }
         match probe.schema_version {
             Some(2) => {}
-            found => return Err(ManifestError::SchemaVersion { found: found.unwrap_or(0) }),
+            found => {
+                return Err(ManifestError::SchemaVersion {
+                    found: found.unwrap_or(0),
+                });
+            }
         }
 
         if kind.is_index() {
-            let index = serde_json::from_slice(bytes)
-                .map_err(|source| ManifestError::Json { what: "image index", source })?;
+            let index = serde_json::from_slice(bytes).map_err(|source| ManifestError::Json {
+                what: "image index",
+                source,
+            })?;
             Ok(Manifest::Index(index))
         } else {
-            let image = serde_json::from_slice(bytes)
-                .map_err(|source| ManifestError::Json { what: "image manifest", source })?;
+            let image = serde_json::from_slice(bytes).map_err(|source| ManifestError::Json {
+                what: "image manifest",
+                source,
+            })?;
             Ok(Manifest::Image(image))
         }
     }
@@ -212,7 +237,9 @@ mod tests {
     const C: &str = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
 
     fn image_json(media_type: Option<&str>) -> String {
-        let mt = media_type.map(|m| format!(r#""mediaType":"{m}","#)).unwrap_or_default();
+        let mt = media_type
+            .map(|m| format!(r#""mediaType":"{m}","#))
+            .unwrap_or_default();
         format!(
             r#"{{"schemaVersion":2,{mt}"config":{{"mediaType":
             "application/vnd.oci.image.config.v1+json","digest":"{A}","size":10}},
@@ -259,16 +286,26 @@ mod tests {
 
     #[test]
     fn selects_platforms() {
-        let Manifest::Index(i) = Manifest::parse(&MediaType::OciIndex, index_json().as_bytes())
-            .unwrap()
+        let Manifest::Index(i) =
+            Manifest::parse(&MediaType::OciIndex, index_json().as_bytes()).unwrap()
         else {
             panic!("expected an index")
         };
-        let pick = |p: &str| i.select(&Platform::parse(p).unwrap()).map(|d| d.digest.to_string());
+        let pick = |p: &str| {
+            i.select(&Platform::parse(p).unwrap())
+                .map(|d| d.digest.to_string())
+        };
         assert_eq!(pick("linux/amd64").as_deref(), Some(B), "amd64");
-        assert_eq!(pick("linux/arm64/v8").as_deref(), Some(A), "arm64 with implied v8");
+        assert_eq!(
+            pick("linux/arm64/v8").as_deref(),
+            Some(A),
+            "arm64 with implied v8"
+        );
         assert_eq!(pick("linux/s390x"), None, "absent platform");
-        assert_eq!(i.platforms(), vec!["linux/arm64", "unknown/unknown", "linux/amd64"]);
+        assert_eq!(
+            i.platforms(),
+            vec!["linux/arm64", "unknown/unknown", "linux/amd64"]
+        );
     }
 
     #[test]
@@ -277,22 +314,62 @@ mod tests {
         let image = image_json(None);
         let mismatched = image_json(Some("application/vnd.oci.image.index.v1+json"));
         let cases: &[(&str, MediaType, &[u8], &str)] = &[
-            ("schema1 served", MediaType::DockerSchema1Signed, b"{}", "schema 1"),
-            ("schema1 by version", MediaType::parse("application/json"), schema1, "schema 1"),
-            ("unknown type", MediaType::parse("text/html"), image.as_bytes(), "\"text/html\""),
-            ("layer type", MediaType::OciLayerGzip, image.as_bytes(), "not supported"),
-            ("mismatch", MediaType::OciManifest, mismatched.as_bytes(), "mediaType field says"),
-            ("not json", MediaType::OciManifest, b"<html>", "decode manifest JSON"),
-            ("version 3", MediaType::OciManifest,
-             br#"{"schemaVersion":3,"config":{}}"#, "schemaVersion 3"),
-            ("bad digest", MediaType::OciManifest,
-             br#"{"schemaVersion":2,"config":{"mediaType":"a","digest":"sha256:x","size":1}}"#,
-             "decode image manifest JSON"),
+            (
+                "schema1 served",
+                MediaType::DockerSchema1Signed,
+                b"{}",
+                "schema 1",
+            ),
+            (
+                "schema1 by version",
+                MediaType::parse("application/json"),
+                schema1,
+                "schema 1",
+            ),
+            (
+                "unknown type",
+                MediaType::parse("text/html"),
+                image.as_bytes(),
+                "\"text/html\"",
+            ),
+            (
+                "layer type",
+                MediaType::OciLayerGzip,
+                image.as_bytes(),
+                "not supported",
+            ),
+            (
+                "mismatch",
+                MediaType::OciManifest,
+                mismatched.as_bytes(),
+                "mediaType field says",
+            ),
+            (
+                "not json",
+                MediaType::OciManifest,
+                b"<html>",
+                "decode manifest JSON",
+            ),
+            (
+                "version 3",
+                MediaType::OciManifest,
+                br#"{"schemaVersion":3,"config":{}}"#,
+                "schemaVersion 3",
+            ),
+            (
+                "bad digest",
+                MediaType::OciManifest,
+                br#"{"schemaVersion":2,"config":{"mediaType":"a","digest":"sha256:x","size":1}}"#,
+                "decode image manifest JSON",
+            ),
         ];
         for (name, mt, bytes, want) in cases {
             let err = Manifest::parse(mt, bytes).expect_err(name);
             let msg = err.to_string();
-            assert!(msg.contains(want), "case {name}: {msg:?} should contain {want:?}");
+            assert!(
+                msg.contains(want),
+                "case {name}: {msg:?} should contain {want:?}"
+            );
         }
     }
 }

@@ -100,7 +100,10 @@ impl MediaType {
 
     /// A Docker schema 1 manifest, which hoist refuses.
     pub fn is_schema1(&self) -> bool {
-        matches!(self, MediaType::DockerSchema1 | MediaType::DockerSchema1Signed)
+        matches!(
+            self,
+            MediaType::DockerSchema1 | MediaType::DockerSchema1Signed
+        )
     }
 
     /// An image config document.
@@ -169,33 +172,70 @@ mod tests {
     #[test]
     fn parses_and_classifies() {
         let cases: &[(&str, &str, MediaType, Option<Compression>)] = &[
-            ("oci gzip", "application/vnd.oci.image.layer.v1.tar+gzip", MediaType::OciLayerGzip,
-             Some(Compression::Gzip)),
-            ("oci zstd", "application/vnd.oci.image.layer.v1.tar+zstd", MediaType::OciLayerZstd,
-             Some(Compression::Zstd)),
-            ("oci tar", "application/vnd.oci.image.layer.v1.tar", MediaType::OciLayer,
-             Some(Compression::None)),
-            ("docker gzip", "application/vnd.docker.image.rootfs.diff.tar.gzip",
-             MediaType::DockerLayerGzip, Some(Compression::Gzip)),
-            ("docker foreign",
-             "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-             MediaType::DockerForeignLayerGzip, Some(Compression::Gzip)),
-            ("oci nondistributable zstd",
-             "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-             MediaType::OciForeignLayerZstd, Some(Compression::Zstd)),
-            ("manifest with params",
-             "application/vnd.docker.distribution.manifest.v2+json; charset=utf-8",
-             MediaType::DockerManifest, None),
-            ("config", "application/vnd.oci.image.config.v1+json", MediaType::OciConfig, None),
-            ("unknown", "text/plain", MediaType::Other("text/plain".into()), None),
+            (
+                "oci gzip",
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+                MediaType::OciLayerGzip,
+                Some(Compression::Gzip),
+            ),
+            (
+                "oci zstd",
+                "application/vnd.oci.image.layer.v1.tar+zstd",
+                MediaType::OciLayerZstd,
+                Some(Compression::Zstd),
+            ),
+            (
+                "oci tar",
+                "application/vnd.oci.image.layer.v1.tar",
+                MediaType::OciLayer,
+                Some(Compression::None),
+            ),
+            (
+                "docker gzip",
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                MediaType::DockerLayerGzip,
+                Some(Compression::Gzip),
+            ),
+            (
+                "docker foreign",
+                "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+                MediaType::DockerForeignLayerGzip,
+                Some(Compression::Gzip),
+            ),
+            (
+                "oci nondistributable zstd",
+                "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+                MediaType::OciForeignLayerZstd,
+                Some(Compression::Zstd),
+            ),
+            (
+                "manifest with params",
+                "application/vnd.docker.distribution.manifest.v2+json; charset=utf-8",
+                MediaType::DockerManifest,
+                None,
+            ),
+            (
+                "config",
+                "application/vnd.oci.image.config.v1+json",
+                MediaType::OciConfig,
+                None,
+            ),
+            (
+                "unknown",
+                "text/plain",
+                MediaType::Other("text/plain".into()),
+                None,
+            ),
         ];
         for (name, s, want, compression) in cases {
             let got = MediaType::parse(s);
             assert_eq!(&got, want, "case {name}");
             assert_eq!(got.layer_compression(), *compression, "case {name}");
         }
-        assert!(MediaType::parse("application/vnd.docker.distribution.manifest.v1+prettyjws")
-            .is_schema1());
+        assert!(
+            MediaType::parse("application/vnd.docker.distribution.manifest.v1+prettyjws")
+                .is_schema1()
+        );
         assert!(MediaType::DockerManifestList.is_index());
         assert!(MediaType::OciManifest.is_manifest());
         for accept in MANIFEST_ACCEPT {
@@ -206,10 +246,13 @@ mod tests {
 
     #[test]
     fn serde_round_trips_as_string() {
-        let t: MediaType = serde_json::from_str("\"application/vnd.oci.image.index.v1+json\"")
-            .unwrap();
+        let t: MediaType =
+            serde_json::from_str("\"application/vnd.oci.image.index.v1+json\"").unwrap();
         assert_eq!(t, MediaType::OciIndex);
-        assert_eq!(serde_json::to_string(&t).unwrap(), "\"application/vnd.oci.image.index.v1+json\"");
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            "\"application/vnd.oci.image.index.v1+json\""
+        );
         let o: MediaType = serde_json::from_str("\"x/y\"").unwrap();
         assert_eq!(o.as_str(), "x/y");
     }

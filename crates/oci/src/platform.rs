@@ -26,7 +26,11 @@ pub struct Platform {
     pub os: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
     #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
     pub os_features: Vec<String>,
@@ -71,8 +75,11 @@ impl Platform {
     /// Parses `os/architecture[/variant]`, e.g. `linux/arm64/v8`.
     pub fn parse(input: &str) -> Result<Platform, PlatformError> {
         let parts: Vec<&str> = input.split('/').collect();
-        let ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        let malformed = || PlatformError::Malformed { input: input.to_string() };
+        let ok =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let malformed = || PlatformError::Malformed {
+            input: input.to_string(),
+        };
         match parts.as_slice() {
             [os, arch] if ok(os) && ok(arch) => Ok(Platform::new(os, arch, None)),
             [os, arch, variant] if ok(os) && ok(arch) && ok(variant) => {
@@ -85,7 +92,11 @@ impl Platform {
     /// How well `candidate` (an index entry's platform) serves this wanted platform: `None`
     /// if it cannot run here, otherwise a rank where lower is better.
     pub fn match_rank(&self, candidate: &Platform) -> Option<u32> {
-        let cand = Platform::new(&candidate.os, &candidate.architecture, candidate.variant.as_deref());
+        let cand = Platform::new(
+            &candidate.os,
+            &candidate.architecture,
+            candidate.variant.as_deref(),
+        );
         if cand.os != self.os || cand.architecture != self.architecture {
             return None;
         }
@@ -164,9 +175,19 @@ mod tests {
             let p = Platform::parse(input).unwrap_or_else(|e| panic!("case {name}: {e}"));
             assert_eq!(p.to_string(), *want, "case {name}");
         }
-        for bad in ["linux", "", "linux/", "/amd64", "linux/amd64/v1/x", "linux/am d64"] {
+        for bad in [
+            "linux",
+            "",
+            "linux/",
+            "/amd64",
+            "linux/amd64/v1/x",
+            "linux/am d64",
+        ] {
             let err = Platform::parse(bad).expect_err(bad).to_string();
-            assert!(err.contains("os/architecture[/variant]"), "case {bad:?}: {err}");
+            assert!(
+                err.contains("os/architecture[/variant]"),
+                "case {bad:?}: {err}"
+            );
         }
     }
 
@@ -195,20 +216,40 @@ mod tests {
                 variant: parts.next().map(Into::into),
                 os_version: None,
                 os_features: vec![],
-                }
+            }
         };
         let want = |s: &str| Platform::parse(s).unwrap();
         let cases: &[(&str, &str, &str, bool)] = &[
             ("same", "linux/amd64", "linux/amd64", true),
-            ("amd64 ignores variant", "linux/amd64", "linux/amd64/v3", true),
+            (
+                "amd64 ignores variant",
+                "linux/amd64",
+                "linux/amd64/v3",
+                true,
+            ),
             ("arm64 implied v8", "linux/arm64/v8", "linux/arm64", true),
             ("arm64 aarch64 entry", "linux/arm64", "linux/aarch64", true),
             ("different arch", "linux/amd64", "linux/arm64", false),
             ("different os", "linux/amd64", "windows/amd64", false),
-            ("unknown attestation", "linux/amd64", "unknown/unknown", false),
+            (
+                "unknown attestation",
+                "linux/amd64",
+                "unknown/unknown",
+                false,
+            ),
             ("arm v7 runs v6", "linux/arm/v7", "linux/arm/v6", true),
-            ("arm v6 does not run v7", "linux/arm/v6", "linux/arm/v7", false),
-            ("arm64 v9 entry for v8 host", "linux/arm64/v8", "linux/arm64/v9", false),
+            (
+                "arm v6 does not run v7",
+                "linux/arm/v6",
+                "linux/arm/v7",
+                false,
+            ),
+            (
+                "arm64 v9 entry for v8 host",
+                "linux/arm64/v8",
+                "linux/arm64/v9",
+                false,
+            ),
         ];
         for (name, w, c, ok) in cases {
             assert_eq!(want(w).matches(&p(c)), *ok, "case {name}");

@@ -91,8 +91,10 @@ impl Reference {
 
         let (rest, digest) = match input.split_once('@') {
             Some((rest, d)) => {
-                let digest = Digest::parse(d)
-                    .map_err(|source| ReferenceError::BadDigest { input: err_input(), source })?;
+                let digest = Digest::parse(d).map_err(|source| ReferenceError::BadDigest {
+                    input: err_input(),
+                    source,
+                })?;
                 (rest, Some(digest))
             }
             None => (input, None),
@@ -110,10 +112,16 @@ impl Reference {
         if let Some(tag) = tag
             && !valid_tag(tag)
         {
-            return Err(ReferenceError::BadTag { input: err_input(), tag: tag.to_string() });
+            return Err(ReferenceError::BadTag {
+                input: err_input(),
+                tag: tag.to_string(),
+            });
         }
         if name.len() > NAME_MAX {
-            return Err(ReferenceError::TooLong { input: err_input(), len: name.len() });
+            return Err(ReferenceError::TooLong {
+                input: err_input(),
+                len: name.len(),
+            });
         }
         if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ReferenceError::HexName { input: err_input() });
@@ -139,7 +147,11 @@ impl Reference {
             });
         }
 
-        let registry = if registry == "index.docker.io" { DOCKER_HUB } else { registry };
+        let registry = if registry == "index.docker.io" {
+            DOCKER_HUB
+        } else {
+            registry
+        };
         let repository = if registry == DOCKER_HUB && !path.contains('/') {
             format!("library/{path}")
         } else {
@@ -150,7 +162,12 @@ impl Reference {
             (None, None) => Some("latest".to_string()),
             (None, Some(_)) => None,
         };
-        Ok(Reference { registry: registry.to_string(), repository, tag, digest })
+        Ok(Reference {
+            registry: registry.to_string(),
+            repository,
+            tag,
+            digest,
+        })
     }
 
     /// The registry as named in the reference, e.g. `docker.io` or `127.0.0.1:5000`.
@@ -174,7 +191,11 @@ impl Reference {
     /// The host (and port) to send API requests to: Docker Hub's API lives on
     /// `registry-1.docker.io`, every other registry on its own name.
     pub fn api_host(&self) -> &str {
-        if self.registry == DOCKER_HUB { DOCKER_HUB_API } else { &self.registry }
+        if self.registry == DOCKER_HUB {
+            DOCKER_HUB_API
+        } else {
+            &self.registry
+        }
     }
 
     /// What to put after `/v2/<repository>/manifests/`: the digest when pinned, else the tag.
@@ -188,15 +209,25 @@ impl Reference {
 
     /// The same image pinned to `digest`, keeping the tag for display.
     pub fn with_digest(&self, digest: Digest) -> Reference {
-        Reference { digest: Some(digest), ..self.clone() }
+        Reference {
+            digest: Some(digest),
+            ..self.clone()
+        }
     }
 
     /// The same repository with another tag and no digest.
     pub fn with_tag(&self, tag: &str) -> Result<Reference, ReferenceError> {
         if !valid_tag(tag) {
-            return Err(ReferenceError::BadTag { input: self.to_string(), tag: tag.to_string() });
+            return Err(ReferenceError::BadTag {
+                input: self.to_string(),
+                tag: tag.to_string(),
+            });
         }
-        Ok(Reference { tag: Some(tag.to_string()), digest: None, ..self.clone() })
+        Ok(Reference {
+            tag: Some(tag.to_string()),
+            digest: None,
+            ..self.clone()
+        })
     }
 
     /// `registry/repository`, without tag or digest.
@@ -208,7 +239,10 @@ impl Reference {
     /// `busybox:latest`, `user/app:1`, `127.0.0.1:5000/x:tag`.
     pub fn familiar(&self) -> String {
         let mut out = if self.registry == DOCKER_HUB {
-            self.repository.strip_prefix("library/").unwrap_or(&self.repository).to_string()
+            self.repository
+                .strip_prefix("library/")
+                .unwrap_or(&self.repository)
+                .to_string()
         } else {
             self.name()
         };
@@ -247,7 +281,8 @@ fn valid_tag(tag: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 fn valid_component(component: &str) -> bool {
@@ -278,7 +313,9 @@ fn valid_component(component: &str) -> bool {
 
 fn valid_domain(domain: &str) -> bool {
     let (host, port) = if let Some(rest) = domain.strip_prefix('[') {
-        let Some((v6, after)) = rest.split_once(']') else { return false };
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
         if v6.parse::<std::net::Ipv6Addr>().is_err() {
             return false;
         }
@@ -353,35 +390,140 @@ mod tests {
     const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn normalises_like_docker() {
         // (case, input, registry, repository, tag, has digest, full form, familiar form)
         let cases: &[(&str, &str, &str, &str, Option<&str>, bool, &str, &str)] = &[
-            ("bare", "busybox", "docker.io", "library/busybox", Some("latest"), false,
-             "docker.io/library/busybox:latest", "busybox:latest"),
-            ("tag", "busybox:1.36", "docker.io", "library/busybox", Some("1.36"), false,
-             "docker.io/library/busybox:1.36", "busybox:1.36"),
-            ("user repo", "user/app", "docker.io", "user/app", Some("latest"), false,
-             "docker.io/user/app:latest", "user/app:latest"),
-            ("explicit hub", "docker.io/busybox", "docker.io", "library/busybox",
-             Some("latest"), false, "docker.io/library/busybox:latest", "busybox:latest"),
-            ("index alias", "index.docker.io/library/busybox", "docker.io", "library/busybox",
-             Some("latest"), false, "docker.io/library/busybox:latest", "busybox:latest"),
-            ("host port", "127.0.0.1:5000/x/y:tag", "127.0.0.1:5000", "x/y", Some("tag"), false,
-             "127.0.0.1:5000/x/y:tag", "127.0.0.1:5000/x/y:tag"),
-            ("localhost", "localhost/x", "localhost", "x", Some("latest"), false,
-             "localhost/x:latest", "localhost/x:latest"),
-            ("localhost port", "localhost:5000/x", "localhost:5000", "x", Some("latest"), false,
-             "localhost:5000/x:latest", "localhost:5000/x:latest"),
-            ("ipv6", "[::1]:5000/x:1", "[::1]:5000", "x", Some("1"), false,
-             "[::1]:5000/x:1", "[::1]:5000/x:1"),
-            ("dotted host", "quay.io/a/b/c", "quay.io", "a/b/c", Some("latest"), false,
-             "quay.io/a/b/c:latest", "quay.io/a/b/c:latest"),
-            ("separators", "a/b.c_d__e--f", "docker.io", "a/b.c_d__e--f", Some("latest"),
-             false, "docker.io/a/b.c_d__e--f:latest", "a/b.c_d__e--f:latest"),
-            ("uppercase host", "Host/x", "Host", "x", Some("latest"), false,
-             "Host/x:latest", "Host/x:latest"),
-            ("port-like tag", "localhost:5000", "docker.io", "library/localhost",
-             Some("5000"), false, "docker.io/library/localhost:5000", "localhost:5000"),
+            (
+                "bare",
+                "busybox",
+                "docker.io",
+                "library/busybox",
+                Some("latest"),
+                false,
+                "docker.io/library/busybox:latest",
+                "busybox:latest",
+            ),
+            (
+                "tag",
+                "busybox:1.36",
+                "docker.io",
+                "library/busybox",
+                Some("1.36"),
+                false,
+                "docker.io/library/busybox:1.36",
+                "busybox:1.36",
+            ),
+            (
+                "user repo",
+                "user/app",
+                "docker.io",
+                "user/app",
+                Some("latest"),
+                false,
+                "docker.io/user/app:latest",
+                "user/app:latest",
+            ),
+            (
+                "explicit hub",
+                "docker.io/busybox",
+                "docker.io",
+                "library/busybox",
+                Some("latest"),
+                false,
+                "docker.io/library/busybox:latest",
+                "busybox:latest",
+            ),
+            (
+                "index alias",
+                "index.docker.io/library/busybox",
+                "docker.io",
+                "library/busybox",
+                Some("latest"),
+                false,
+                "docker.io/library/busybox:latest",
+                "busybox:latest",
+            ),
+            (
+                "host port",
+                "127.0.0.1:5000/x/y:tag",
+                "127.0.0.1:5000",
+                "x/y",
+                Some("tag"),
+                false,
+                "127.0.0.1:5000/x/y:tag",
+                "127.0.0.1:5000/x/y:tag",
+            ),
+            (
+                "localhost",
+                "localhost/x",
+                "localhost",
+                "x",
+                Some("latest"),
+                false,
+                "localhost/x:latest",
+                "localhost/x:latest",
+            ),
+            (
+                "localhost port",
+                "localhost:5000/x",
+                "localhost:5000",
+                "x",
+                Some("latest"),
+                false,
+                "localhost:5000/x:latest",
+                "localhost:5000/x:latest",
+            ),
+            (
+                "ipv6",
+                "[::1]:5000/x:1",
+                "[::1]:5000",
+                "x",
+                Some("1"),
+                false,
+                "[::1]:5000/x:1",
+                "[::1]:5000/x:1",
+            ),
+            (
+                "dotted host",
+                "quay.io/a/b/c",
+                "quay.io",
+                "a/b/c",
+                Some("latest"),
+                false,
+                "quay.io/a/b/c:latest",
+                "quay.io/a/b/c:latest",
+            ),
+            (
+                "separators",
+                "a/b.c_d__e--f",
+                "docker.io",
+                "a/b.c_d__e--f",
+                Some("latest"),
+                false,
+                "docker.io/a/b.c_d__e--f:latest",
+                "a/b.c_d__e--f:latest",
+            ),
+            (
+                "uppercase host",
+                "Host/x",
+                "Host",
+                "x",
+                Some("latest"),
+                false,
+                "Host/x:latest",
+                "Host/x:latest",
+            ),
+            (
+                "port-like tag",
+                "localhost:5000",
+                "docker.io",
+                "library/localhost",
+                Some("5000"),
+                false,
+                "docker.io/library/localhost:5000",
+                "localhost:5000",
+            ),
         ];
         for (name, input, registry, repo, tag, _, full, familiar) in cases {
             let r = Reference::parse(input).unwrap_or_else(|e| panic!("case {name}: {e}"));
@@ -408,15 +550,26 @@ mod tests {
         assert_eq!(both.to_string(), format!("h:1/x:v1@{D}"));
         assert_eq!(both.manifest_reference(), D);
 
-        let pinned = Reference::parse("busybox:1").unwrap().with_digest(both.digest().unwrap().clone());
-        assert_eq!(pinned.to_string(), format!("docker.io/library/busybox:1@{D}"));
+        let pinned = Reference::parse("busybox:1")
+            .unwrap()
+            .with_digest(both.digest().unwrap().clone());
+        assert_eq!(
+            pinned.to_string(),
+            format!("docker.io/library/busybox:1@{D}")
+        );
         assert_eq!(pinned.familiar(), format!("busybox:1@{D}"));
     }
 
     #[test]
     fn api_host_maps_docker_hub() {
-        assert_eq!(Reference::parse("busybox").unwrap().api_host(), "registry-1.docker.io");
-        assert_eq!(Reference::parse("127.0.0.1:5000/a").unwrap().api_host(), "127.0.0.1:5000");
+        assert_eq!(
+            Reference::parse("busybox").unwrap().api_host(),
+            "registry-1.docker.io"
+        );
+        assert_eq!(
+            Reference::parse("127.0.0.1:5000/a").unwrap().api_host(),
+            "127.0.0.1:5000"
+        );
     }
 
     #[test]
@@ -447,7 +600,10 @@ mod tests {
         for (name, input, want) in cases {
             let err = Reference::parse(input).expect_err(name);
             let msg = err.to_string();
-            assert!(msg.contains(want), "case {name}: {msg:?} should contain {want:?}");
+            assert!(
+                msg.contains(want),
+                "case {name}: {msg:?} should contain {want:?}"
+            );
         }
         // The digest error says what is wrong with the digest, as its source.
         let err = Reference::parse("busybox@md5:abc").unwrap_err();
@@ -458,7 +614,10 @@ mod tests {
     #[test]
     fn serde_goes_through_the_parser() {
         let r: Reference = serde_json::from_str("\"busybox\"").unwrap();
-        assert_eq!(serde_json::to_string(&r).unwrap(), "\"docker.io/library/busybox:latest\"");
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            "\"docker.io/library/busybox:latest\""
+        );
         assert!(serde_json::from_str::<Reference>("\"UPPER\"").is_err());
     }
 }
