@@ -244,3 +244,55 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     }
     best.map(|(_, c)| c)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_their_suggestions() {
+        assert!(is_dns1123_subdomain("testing-for-image-pull"));
+        assert!(is_dns1123_subdomain("a.b-c"));
+        assert!(!is_dns1123_subdomain("Tesing_for_Image_pull"));
+        assert!(!is_dns1123_label("a.b"));
+        assert_eq!(
+            suggest_name("Tesing_for_Image_pull").as_deref(),
+            Some("tesing-for-image-pull")
+        );
+        assert_eq!(suggest_name("My..App").as_deref(), Some("my.app"));
+        assert_eq!(
+            suggest_label("Neo4j.Server").as_deref(),
+            Some("neo4j-server")
+        );
+        assert_eq!(suggest_name("___"), None);
+        let long = "a".repeat(70);
+        assert_eq!(suggest_label(&long).map(|s| s.len()), Some(63));
+        assert!(
+            dns1123_label_problems(&long)
+                .iter()
+                .any(|m| m.contains("63"))
+        );
+    }
+
+    #[test]
+    fn other_grammars() {
+        assert!(qualified_name_problems("app.kubernetes.io/name").is_empty());
+        assert!(!qualified_name_problems("a/b/c").is_empty());
+        assert!(!qualified_name_problems("-x").is_empty());
+        assert!(label_value_problems("").is_empty());
+        assert!(!label_value_problems("a b").is_empty());
+        assert!(port_name_problems("http").is_empty());
+        assert!(!port_name_problems("8080").is_empty(), "needs a letter");
+        assert!(!port_name_problems("a--b").is_empty());
+        assert!(env_var_name_problem("MY_VAR").is_none());
+        assert!(env_var_name_problem("A=B").is_some());
+    }
+
+    #[test]
+    fn closest_prefers_case_then_small_edits() {
+        let fields = ["imagePullPolicy", "image", "name"];
+        assert_eq!(closest("imagepullpolicy", fields), Some("imagePullPolicy"));
+        assert_eq!(closest("imagePulPolicy", fields), Some("imagePullPolicy"));
+        assert_eq!(closest("colour", fields), None);
+    }
+}

@@ -47,15 +47,50 @@ pub fn looks_like_json(text: &str) -> bool {
 
 /// Reads every document of `text`, skipping empty ones.
 pub fn read_documents(text: &str) -> Vec<Document> {
-    let mut docs = if looks_like_json(text) {
+    let docs = if looks_like_json(text) {
         read_json(text)
     } else {
         read_yaml(text)
     };
+    let mut docs: Vec<Document> = docs.into_iter().flat_map(expand_list).collect();
     for (i, d) in docs.iter_mut().enumerate() {
         d.index = i + 1;
     }
     docs
+}
+
+/// A `kind: List` (what `kubectl get -o yaml` writes for several objects) as one document
+/// per item, each keeping its positions under its own paths.
+fn expand_list(doc: Document) -> Vec<Document> {
+    let is_list = doc.value.get("kind").and_then(Value::as_str) == Some("List")
+        && doc.value.get("items").is_some_and(Value::is_array);
+    if !is_list || !doc.errors.is_empty() {
+        return vec![doc];
+    }
+    let Some(Value::Array(items)) = doc.value.get("items").cloned() else {
+        return vec![doc];
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let prefix = format!("items[{i}]");
+            let positions = doc
+                .positions
+                .iter()
+                .filter_map(|(p, at)| {
+                    let rest = p.strip_prefix(&prefix)?;
+                    let rest = rest.strip_prefix('.').unwrap_or(rest);
+                    Some((rest.to_string(), *at))
+                })
+                .collect();
+            Document {
+                value,
+                positions,
+                ..Document::default()
+            }
+        })
+        .collect()
 }
 
 fn read_json(text: &str) -> Vec<Document> {

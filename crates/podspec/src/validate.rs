@@ -333,8 +333,8 @@ impl Validator {
                     let placeholder = image.contains('<') && image.contains('>');
                     e.fix = note_fix(image, None);
                     if placeholder {
-                        let hint = "`<...>` is the tutorial's placeholder: put an image's \
-                                    name there, e.g. \"busybox:1.36\"";
+                        let hint = "`<...>` looks like a placeholder: put an image's name there, \
+                                    e.g. \"busybox:1.36\"";
                         e.fix = Some(e.fix.map_or(hint.to_string(), |f| format!("{f}; {hint}")));
                     }
                     e.fix = e.fix.or(Some(

@@ -466,3 +466,13 @@ fn typed_pods_are_validated_too() {
     let errs = podspec::validate_pod(&mut pod, &Options::default()).unwrap_err();
     assert_eq!(errs.0[0].kind, ErrorKind::NotSupported);
 }
+
+#[test]
+fn a_list_is_read_as_its_items() {
+    let item = POD.replace('\n', "\n  ");
+    let text = format!("apiVersion: v1\nkind: List\nitems:\n- {}", item.trim_end());
+    let text = text.replace("name: app", "name: App");
+    let errs = errors_of(&text);
+    let e = find(&errs, "spec.containers[0].name");
+    assert_eq!(e.error.position, Some((10, 9)), "{errs}");
+}
