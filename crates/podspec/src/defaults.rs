@@ -6,6 +6,7 @@
 //! Admission plugins (the service account token volume, the default not-ready tolerations,
 //! `priority`) are not defaulting and are not done here; the API server owns them.
 
+use crate::quantity::Quantity;
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, Pod, PodSecurityContext, PodSpec, Probe, Volume,
 };
@@ -146,6 +147,46 @@ fn volume(v: &mut Volume) {
     }
 }
 
+/// The pod's quality-of-service class, as the API server records it in `status.qosClass`:
+/// `Guaranteed` when every container has CPU and memory limits equal to its requests,
+/// `BestEffort` when no container requests or limits CPU or memory, `Burstable` otherwise.
+/// Call it on a defaulted Pod (requests default to limits).
+pub fn qos_class(pod: &Pod) -> &'static str {
+    let Some(spec) = pod.spec.as_ref() else {
+        return "BestEffort";
+    };
+    let all = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter());
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in all {
+        let r = c.resources.as_ref();
+        let limits = r.and_then(|r| r.limits.as_ref());
+        let requests = r.and_then(|r| r.requests.as_ref());
+        for name in ["cpu", "memory"] {
+            let lim = limits
+                .and_then(|m| m.get(name))
+                .and_then(|q| Quantity::parse(&q.0).ok());
+            let req = requests
+                .and_then(|m| m.get(name))
+                .and_then(|q| Quantity::parse(&q.0).ok());
+            any |= lim.is_some_and(|q| q.millis() != 0) || req.is_some_and(|q| q.millis() != 0);
+            match (lim, req) {
+                (Some(l), Some(q)) if l.millis() == q.millis() => {}
+                _ => guaranteed = false,
+            }
+        }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +209,29 @@ mod tests {
             "Always",
             "Kubernetes keys on the tag alone"
         );
+    }
+
+    fn pod_with(resources: serde_json::Value) -> Pod {
+        let mut pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "q"},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "resources": resources}]}
+        }))
+        .unwrap();
+        apply(&mut pod);
+        pod
+    }
+
+    #[test]
+    fn qos_classes() {
+        let none = pod_with(serde_json::json!({}));
+        assert_eq!(qos_class(&none), "BestEffort");
+        let limits = pod_with(serde_json::json!({"limits": {"cpu": "1", "memory": "1Gi"}}));
+        assert_eq!(
+            qos_class(&limits),
+            "Guaranteed",
+            "requests default to limits"
+        );
+        let some = pod_with(serde_json::json!({"requests": {"cpu": "100m"}}));
+        assert_eq!(qos_class(&some), "Burstable");
     }
 }

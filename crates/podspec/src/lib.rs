@@ -27,7 +27,7 @@ pub mod source;
 pub mod strict;
 pub mod validate;
 
-pub use defaults::default_pull_policy;
+pub use defaults::{default_pull_policy, qos_class};
 pub use error::{ErrorKind, FieldError, FieldErrors, ManifestError, ManifestErrors};
 pub use quantity::Quantity;
 

@@ -229,6 +229,9 @@ fn read_yaml_doc(lines: &[String], first: usize) -> Option<Document> {
                 }
                 let mut err =
                     FieldError::new("", ErrorKind::Syntax, format!("invalid YAML: {message}"));
+                if message.contains("tabs") {
+                    err.fix = Some("indent with spaces: YAML does not allow tabs there".into());
+                }
                 err.position = Some(pos);
                 errors.push(err);
                 return Some(Document {

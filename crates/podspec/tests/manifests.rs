@@ -476,3 +476,27 @@ fn a_list_is_read_as_its_items() {
     let e = find(&errs, "spec.containers[0].name");
     assert_eq!(e.error.position, Some((10, 9)), "{errs}");
 }
+
+#[test]
+fn hostile_yaml_is_refused_not_followed() {
+    let deep = format!("a: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let errs = errors_of(&deep);
+    assert_eq!(errs.0[0].error.kind, ErrorKind::Syntax);
+
+    let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x]\n");
+    for (prev, name) in ["a", "b", "c", "d", "e", "f", "g"]
+        .iter()
+        .zip(["b", "c", "d", "e", "f", "g", "h"])
+    {
+        let refs = vec![format!("*{prev}"); 9].join(", ");
+        bomb.push_str(&format!("{name}: &{name} [{refs}]\n"));
+    }
+    let errs = errors_of(&bomb);
+    assert_eq!(errs.0[0].error.kind, ErrorKind::Syntax, "{errs}");
+
+    let tabs = errors_of("apiVersion: v1\nkind: Pod\nmetadata:\n\tname: x\n");
+    assert!(
+        tabs.0[0].error.fix.as_deref().unwrap().contains("spaces"),
+        "{tabs}"
+    );
+}
