@@ -372,6 +372,25 @@ impl Validator {
         }
 
         self.ports(c, p, spec.host_network == Some(true));
+        for (field, probe) in [
+            ("livenessProbe", &c.liveness_probe),
+            ("readinessProbe", &c.readiness_probe),
+            ("startupProbe", &c.startup_probe),
+        ] {
+            if let Some(pr) = probe {
+                self.probe(&child(p, field), pr);
+                let liveish = field != "readinessProbe";
+                if liveish && pr.success_threshold.is_some_and(|v| v != 1) {
+                    let v = pr.success_threshold.unwrap_or(1);
+                    let e = FieldError::invalid(
+                        child(&child(p, field), "successThreshold"),
+                        v,
+                        "must be 1",
+                    );
+                    self.push(e);
+                }
+            }
+        }
         self.env(c, p);
         self.mounts(c, p, volumes);
         self.resources(c, p);
@@ -389,7 +408,9 @@ impl Validator {
         let mut names = HashSet::new();
         for (i, port) in c.ports.iter().flatten().enumerate() {
             let pp = index(&child(p, "ports"), i);
-            if !(1..=65535).contains(&port.container_port) {
+            if port.container_port == 0 {
+                self.push(FieldError::required(child(&pp, "containerPort"), ""));
+            } else if !(1..=65535).contains(&port.container_port) {
                 let msg = "must be between 1 and 65535, inclusive";
                 self.push(FieldError::invalid(
                     child(&pp, "containerPort"),
@@ -500,6 +521,7 @@ impl Validator {
         };
         for (kind, list) in [("limits", &r.limits), ("requests", &r.requests)] {
             for (name, q) in list.iter().flatten() {
+                self.resource_name(&format!("{rp}.{kind}[{name}]"), name);
                 if Quantity::parse(&q.0).is_ok_and(|q| q.is_negative()) {
                     let msg = "must be greater than or equal to 0";
                     self.push(FieldError::invalid(
@@ -522,6 +544,58 @@ impl Validator {
                     req_text.as_str(),
                     msg,
                 ));
+            }
+        }
+    }
+
+    /// A resource name is a standard one or a domain-qualified extended resource.
+    fn resource_name(&mut self, path: &str, name: &str) {
+        const STANDARD: [&str; 3] = ["cpu", "memory", "ephemeral-storage"];
+        if STANDARD.contains(&name) || name.starts_with("hugepages-") || name.contains('/') {
+            return;
+        }
+        let msg = "must be a standard resource type or fully qualified";
+        let mut e = FieldError::invalid(path, name, msg);
+        e.fix = match names::closest(name, STANDARD) {
+            Some(near) => Some(format!("did you mean {near:?}?")),
+            None => {
+                Some("name an extended resource with its domain, e.g. \"example.com/gpu\"".into())
+            }
+        };
+        self.push(e);
+    }
+
+    /// A probe names exactly one handler.
+    fn probe(&mut self, path: &str, probe: &k8s_openapi::api::core::v1::Probe) {
+        let handlers = [
+            probe.exec.is_some(),
+            probe.http_get.is_some(),
+            probe.tcp_socket.is_some(),
+            probe.grpc.is_some(),
+        ];
+        match handlers.iter().filter(|h| **h).count() {
+            0 => self.push(
+                FieldError::required(path, "must specify a handler type")
+                    .with_fix("give one of `exec`, `httpGet`, `tcpSocket` or `grpc`"),
+            ),
+            1 => {}
+            _ => self.push(FieldError::new(
+                path,
+                ErrorKind::Forbidden,
+                "may not specify more than 1 handler type",
+            )),
+        }
+        for (field, v) in [
+            ("periodSeconds", probe.period_seconds),
+            ("timeoutSeconds", probe.timeout_seconds),
+            ("successThreshold", probe.success_threshold),
+            ("failureThreshold", probe.failure_threshold),
+        ] {
+            if let Some(v) = v
+                && v < 1
+            {
+                let msg = "must be greater than or equal to 1";
+                self.push(FieldError::invalid(child(path, field), v, msg));
             }
         }
     }

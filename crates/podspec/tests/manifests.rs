@@ -500,3 +500,32 @@ fn hostile_yaml_is_refused_not_followed() {
         "{tabs}"
     );
 }
+
+#[test]
+fn resources_and_probes() {
+    let text = with_fields(&[
+        "resources: {limits: {memroy: 1Gi, cpu: 10 cores}, requests: {cpu: 2, memory: 2Gi}}",
+        "livenessProbe: {periodSeconds: 5}",
+        "readinessProbe: {exec: {command: [true]}, tcpSocket: {port: http}}",
+    ]);
+    let errs = errors_of(&text);
+    let name = find(&errs, "spec.containers[0].resources.limits[memroy]");
+    assert_eq!(name.error.fix.as_deref(), Some("did you mean \"memory\"?"));
+    let cpu = find(&errs, "spec.containers[0].resources.limits[cpu]");
+    assert!(cpu.error.detail.contains("regular expression"), "{cpu}");
+    assert_eq!(
+        find(&errs, "spec.containers[0].livenessProbe").error.kind,
+        ErrorKind::Required
+    );
+    let both = find(&errs, "spec.containers[0].readinessProbe");
+    assert_eq!(both.error.kind, ErrorKind::Forbidden);
+
+    let text = with_fields(&["resources: {limits: {cpu: 500m}, requests: {cpu: 1}}"]);
+    let errs = errors_of(&text);
+    let e = find(&errs, "spec.containers[0].resources.requests[cpu]");
+    assert!(
+        e.error
+            .detail
+            .contains("must be less than or equal to cpu limit of 500m")
+    );
+}
