@@ -1,14 +1,336 @@
 //! `hoist image ...`: pull, ls, inspect, rm.
+//!
+//! `pull` is the `Always` policy of [`image::ensure`]: one `HEAD` when the image is already
+//! present, a pull of only what is missing otherwise. Progress goes to stderr (a bar per
+//! layer on a terminal, a line every few seconds otherwise); results go to stdout.
 
-use std::path::Path;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use image::{EnsureOutcome, LayerFetch, Progress, PullPolicy, Store};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use oci::{Descriptor, Digest, Platform, Reference};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ImageCommand {
-    /// Pull an image from its registry.
-    Pull { reference: String },
+    /// Pull an image from its registry (only what is missing).
+    Pull(PullArgs),
+    /// List the images present.
+    #[command(alias = "list")]
+    Ls,
+    /// Print an image's digest, config, layers and sizes as JSON.
+    Inspect {
+        /// A reference or an image ID (prefix).
+        image: String,
+    },
+    /// Remove images and the blobs and snapshots no other image uses.
+    #[command(alias = "remove")]
+    Rm {
+        /// References or image IDs (prefixes).
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
 }
 
-pub fn run(_data_dir: &Path, _cmd: ImageCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("hoist image is being built (placeholder owned by the image-service work)")
+#[derive(Debug, clap::Args)]
+pub struct PullArgs {
+    /// The image, e.g. `busybox`, `127.0.0.1:5000/app:1`, `repo@sha256:...`.
+    pub reference: String,
+    /// The platform to pull from a multi-platform image: `os/arch[/variant]`.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// A docker `config.json` with credentials (default `$HOME/.docker/config.json`).
+    #[arg(long)]
+    pub authfile: Option<PathBuf>,
+}
+
+pub fn run(data_dir: &Path, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
+    let store = Store::open(data_dir)
+        .with_context(|| format!("open the image store in {}", data_dir.display()))?;
+    match cmd {
+        ImageCommand::Pull(args) => pull(data_dir, &store, args),
+        ImageCommand::Ls => ls(&store),
+        ImageCommand::Inspect { image } => inspect(&store, &image),
+        ImageCommand::Rm { images } => rm(&store, &images),
+    }
+}
+
+fn pull(data_dir: &Path, store: &Store, args: PullArgs) -> anyhow::Result<ExitCode> {
+    let platform = match &args.platform {
+        Some(p) => Platform::parse(p).context("--platform")?,
+        None => Platform::host(),
+    };
+    let options = registry::ClientOptions::load(data_dir, args.authfile.as_deref())
+        .context("load registry settings and credentials")?;
+    let client = registry::Client::new(options).context("create the registry client")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+
+    let progress: Box<dyn Progress> = if std::io::stderr().is_terminal() {
+        Box::new(Bars::default())
+    } else {
+        Box::new(Lines::default())
+    };
+    let outcome = runtime.block_on(image::ensure(
+        store,
+        &client,
+        &args.reference,
+        PullPolicy::Always,
+        &platform,
+        progress.as_ref(),
+    ));
+    drop(progress);
+    let EnsureOutcome {
+        pulled,
+        record,
+        size,
+        elapsed,
+    } = outcome?;
+    let what = if pulled {
+        "pulled"
+    } else {
+        "already present, up to date"
+    };
+    println!("{}: {what}", record.reference);
+    println!("Digest: {}", record.digest);
+    println!("Size: {} in {:.2?}", human_size(size), elapsed);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ls(store: &Store) -> anyhow::Result<ExitCode> {
+    let mut rows = vec![[
+        "IMAGE".to_string(),
+        "TAG".into(),
+        "IMAGE ID".into(),
+        "SIZE".into(),
+    ]];
+    for rec in store.list()? {
+        let (name, tag) = match Reference::parse(&rec.reference) {
+            Ok(r) => (short_name(&r), r.tag().unwrap_or("<none>").to_string()),
+            Err(_) => (rec.reference.clone(), "<none>".to_string()),
+        };
+        let id: String = rec.id().chars().take(12).collect();
+        rows.push([name, tag, id, human_size(rec.size)]);
+    }
+    let widths: Vec<usize> = (0..4)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        println!("{}", line.join("   ").trim_end());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect(store: &Store, name: &str) -> anyhow::Result<ExitCode> {
+    let rec = store.find(name)?;
+    let config_bytes = store.content().read(&rec.config_digest)?;
+    let config: serde_json::Value = serde_json::from_slice(&config_bytes)
+        .with_context(|| format!("config blob {} is not JSON", rec.config_digest))?;
+    let lowers = rec.lower_dirs();
+    let layers: Vec<serde_json::Value> = rec
+        .layers
+        .iter()
+        .zip(lowers.iter().rev())
+        .map(|(l, dir)| {
+            serde_json::json!({
+                "digest": l.digest,
+                "mediaType": l.media_type,
+                "size": l.size,
+                "diffID": l.diff_id,
+                "chainID": l.chain_id,
+                "snapshot": dir,
+            })
+        })
+        .collect();
+    let out = serde_json::json!({
+        "reference": rec.reference,
+        "id": rec.config_digest,
+        "digest": rec.digest,
+        "manifestDigest": rec.manifest_digest,
+        "platform": rec.platform,
+        "size": rec.size,
+        "pulledAt": rec.pulled_at,
+        "config": config,
+        "layers": layers,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rm(store: &Store, names: &[String]) -> anyhow::Result<ExitCode> {
+    let mut code = ExitCode::SUCCESS;
+    for name in names {
+        match store.remove(name) {
+            Ok(outcome) => {
+                for r in &outcome.removed {
+                    println!("Untagged: {r}");
+                }
+                let gc = outcome.gc;
+                println!("Deleted: {} blobs, {} snapshots", gc.blobs, gc.snapshots);
+            }
+            Err(e) => {
+                eprintln!("hoist: remove {name}: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// `registry/repository` as docker shows it: Docker Hub's host and `library/` dropped.
+fn short_name(r: &Reference) -> String {
+    let name = r.name();
+    let name = name.strip_prefix("docker.io/").unwrap_or(&name);
+    name.strip_prefix("library/").unwrap_or(name).to_string()
+}
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+fn short(d: &Digest) -> String {
+    d.hex().chars().take(12).collect()
+}
+
+fn describe(how: LayerFetch) -> &'static str {
+    match how {
+        LayerFetch::Present => "already present",
+        LayerFetch::FromContentStore => "unpacked from the content store",
+        LayerFetch::Downloaded { resumed_from: 0 } => "pulled",
+        LayerFetch::Downloaded { .. } => "pulled (resumed)",
+    }
+}
+
+/// A progress bar per layer, for a terminal.
+#[derive(Default)]
+struct Bars {
+    multi: MultiProgress,
+    bars: Mutex<Vec<ProgressBar>>,
+}
+
+impl Progress for Bars {
+    fn resolved(&self, _digest: &Digest, layers: &[Descriptor]) {
+        let style =
+            ProgressStyle::with_template("{prefix} [{bar:30}] {bytes:>9}/{total_bytes:9} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
+        let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        for layer in layers {
+            let bar = self.multi.add(ProgressBar::new(layer.size));
+            bar.set_style(style.clone());
+            bar.set_prefix(short(&layer.digest));
+            bars.push(bar);
+        }
+    }
+
+    fn layer_bytes(&self, index: usize, bytes: u64) {
+        if let Some(bar) = self
+            .bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(index)
+        {
+            bar.inc(bytes);
+        }
+    }
+
+    fn layer_done(&self, index: usize, how: LayerFetch) {
+        if let Some(bar) = self
+            .bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(index)
+        {
+            bar.set_position(bar.length().unwrap_or(0));
+            bar.finish_with_message(describe(how));
+        }
+    }
+}
+
+/// Plain lines for logs and pipes: one per finished layer, and the bytes so far at most
+/// every few seconds.
+struct Lines {
+    state: Mutex<LinesState>,
+}
+
+struct LinesState {
+    layers: Vec<(Digest, u64)>,
+    received: u64,
+    last: Instant,
+}
+
+impl Default for Lines {
+    fn default() -> Self {
+        let state = LinesState {
+            layers: Vec::new(),
+            received: 0,
+            last: Instant::now(),
+        };
+        Lines {
+            state: Mutex::new(state),
+        }
+    }
+}
+
+const LINE_EVERY: Duration = Duration::from_secs(2);
+
+impl Progress for Lines {
+    fn resolved(&self, digest: &Digest, layers: &[Descriptor]) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.layers = layers.iter().map(|l| (l.digest.clone(), l.size)).collect();
+        let total: u64 = layers.iter().map(|l| l.size).sum();
+        eprintln!(
+            "resolved {digest}: {} layers, {}",
+            layers.len(),
+            human_size(total)
+        );
+    }
+
+    fn layer_bytes(&self, _index: usize, bytes: u64) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.received += bytes;
+        if state.last.elapsed() >= LINE_EVERY {
+            state.last = Instant::now();
+            let total: u64 = state.layers.iter().map(|l| l.1).sum();
+            eprintln!(
+                "received {} of {}",
+                human_size(state.received),
+                human_size(total)
+            );
+        }
+    }
+
+    fn layer_done(&self, index: usize, how: LayerFetch) {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((digest, size)) = state.layers.get(index) {
+            eprintln!(
+                "layer {} ({}): {}",
+                short(digest),
+                human_size(*size),
+                describe(how)
+            );
+        }
+    }
 }

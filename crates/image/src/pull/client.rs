@@ -1,5 +1,6 @@
 //! [`ImageSource`] for the registry client.
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use oci::{Descriptor, Digest, Platform, Reference};
 

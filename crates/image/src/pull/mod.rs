@@ -10,6 +10,7 @@
 //!
 //! The whole pull holds the store's shared lock, so garbage collection waits for it.
 
+mod client;
 mod layer;
 pub mod source;
 
