@@ -75,6 +75,7 @@ struct Hoist {
     target: String,
     key: &'static str,
     value: Value,
+    from: String,
 }
 
 struct Walker {
@@ -225,8 +226,15 @@ impl Walker {
 
         let (mine, rest): (Vec<_>, Vec<_>) = self.hoists.drain(..).partition(|h| h.target == path);
         self.hoists = rest;
+        // A field given where it belongs wins over a misplaced copy.
         for h in mine {
-            out.entry(h.key).or_insert(h.value);
+            if !out.contains_key(h.key) {
+                out.insert(h.key.to_string(), h.value);
+                self.relocations.push(Relocation {
+                    to: child(path, h.key),
+                    from: h.from,
+                });
+            }
         }
 
         for f in self.schema.fields(name).iter().filter(|f| f.required) {
@@ -299,14 +307,11 @@ impl Walker {
             self.errors.push(err);
             let ty = field.ty.clone();
             if let Some(checked) = self.walk(v, &ty, path, anc) {
-                self.relocations.push(Relocation {
-                    to: child(&at, key),
-                    from: path.to_string(),
-                });
                 self.hoists.push(Hoist {
                     target: at,
                     key: field.name,
                     value: checked,
+                    from: path.to_string(),
                 });
             }
             return None;

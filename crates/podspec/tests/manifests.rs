@@ -529,3 +529,21 @@ fn resources_and_probes() {
             .contains("must be less than or equal to cpu limit of 500m")
     );
 }
+
+#[test]
+fn a_misplaced_copy_does_not_shadow_the_real_field() {
+    let text = POD
+        .replace("  name: web\n", "  name: web\n  spec: {}\n")
+        .replace("name: app", "name: App");
+    let errs = errors_of(&text);
+    assert_eq!(
+        find(&errs, "metadata.spec").error.kind,
+        ErrorKind::UnknownField
+    );
+    let e = find(&errs, "spec.containers[0].name");
+    assert_eq!(
+        e.error.value,
+        Some(json!("App")),
+        "the real spec is the one validated"
+    );
+}
