@@ -378,7 +378,10 @@ mod tests {
         let lock = store.lock_blocking(&digest).unwrap();
         let mut ingest = store.ingest(&digest, data.len() as u64, &lock).unwrap();
         ingest.write(&data[..5]).unwrap();
-        assert!(!store.contains(&digest), "a half-written blob must not be visible");
+        assert!(
+            !store.contains(&digest),
+            "a half-written blob must not be visible"
+        );
         ingest.write(&data[5..]).unwrap();
         ingest.commit().unwrap();
         assert_eq!(store.read(&digest).unwrap(), data);
@@ -391,13 +394,25 @@ mod tests {
         let lock = store.lock_blocking(&digest).unwrap();
         let mut ingest = store.ingest(&digest, 14, &lock).unwrap();
         ingest.write(b"other bytes!!!").unwrap();
-        assert!(matches!(ingest.commit(), Err(ContentError::DigestMismatch { .. })));
+        assert!(matches!(
+            ingest.commit(),
+            Err(ContentError::DigestMismatch { .. })
+        ));
         assert!(!store.contains(&digest));
         let partials = fs::read_dir(dir.path().join("content/ingest"))
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".partial"))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".partial")
+            })
             .count();
-        assert_eq!(partials, 0, "a partial file with wrong bytes must be deleted");
+        assert_eq!(
+            partials, 0,
+            "a partial file with wrong bytes must be deleted"
+        );
     }
 
     #[test]
@@ -406,7 +421,10 @@ mod tests {
         let digest = Digest::sha256_of(b"abc");
         let lock = store.lock_blocking(&digest).unwrap();
         let mut ingest = store.ingest(&digest, 3, &lock).unwrap();
-        assert!(matches!(ingest.write(b"abcd"), Err(ContentError::TooLarge { .. })));
+        assert!(matches!(
+            ingest.write(b"abcd"),
+            Err(ContentError::TooLarge { .. })
+        ));
     }
 
     #[test]

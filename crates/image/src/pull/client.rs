@@ -21,8 +21,8 @@ impl ImageSource for registry::Client {
             digest: r.digest,
             manifest_digest: r.manifest_digest,
             manifest: r.manifest,
-            manifest_bytes: r.manifest_bytes.into(),
-            index_bytes: r.index.map(|i| i.bytes.into()),
+            manifest_bytes: r.manifest_bytes,
+            index_bytes: r.index.map(|i| i.bytes),
         })
     }
 
