@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, StatusCause, StatusDetails};
 use serde_json::Value;
 
 /// What kind of problem a field has: the API server's `field.ErrorType`, plus the
@@ -222,6 +223,56 @@ impl FieldErrors {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+impl FieldErrors {
+    /// The `metav1.Status` an API server answers with for these errors about Pod `name`:
+    /// 400 `BadRequest` with the strict decoder's wording when the body does not decode as
+    /// a Pod, else 422 `Invalid` with one cause per error, which kubectl lists.
+    pub fn to_status(&self, name: &str) -> Status {
+        let causes = self
+            .0
+            .iter()
+            .map(|e| StatusCause {
+                field: (!e.path.is_empty()).then(|| e.path.clone()),
+                message: Some(e.message()),
+                reason: Some(e.kind.cause_type().to_string()),
+            })
+            .collect();
+        let all: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        let (code, reason, message) = if self.is_decode_error() {
+            let m = format!(
+                "Pod in version \"v1\" cannot be handled as a Pod: strict decoding error: {}",
+                all.join(", ")
+            );
+            (400, "BadRequest", m)
+        } else if all.len() == 1 {
+            (
+                422,
+                "Invalid",
+                format!("Pod {name:?} is invalid: {}", all[0]),
+            )
+        } else {
+            (
+                422,
+                "Invalid",
+                format!("Pod {name:?} is invalid: [{}]", all.join(", ")),
+            )
+        };
+        Status {
+            code: Some(code),
+            details: Some(StatusDetails {
+                causes: Some(causes),
+                kind: Some("Pod".into()),
+                name: Some(name.to_string()),
+                ..StatusDetails::default()
+            }),
+            message: Some(message),
+            reason: Some(reason.into()),
+            status: Some("Failure".into()),
+            ..Status::default()
+        }
     }
 }
 

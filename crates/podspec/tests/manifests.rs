@@ -457,6 +457,15 @@ fn api_bodies_validate_to_a_typed_defaulted_pod() {
         .unwrap_err();
     assert!(!errs.is_decode_error(), "an API server answers 422");
     assert_eq!(errs.to_string(), "spec.containers: Required value");
+    let status = errs.to_status("x");
+    assert_eq!(status.code, Some(422));
+    assert_eq!(
+        status.message.as_deref(),
+        Some("Pod \"x\" is invalid: spec.containers: Required value")
+    );
+    let cause = &status.details.unwrap().causes.unwrap()[0];
+    assert_eq!(cause.field.as_deref(), Some("spec.containers"));
+    assert_eq!(cause.reason.as_deref(), Some("FieldValueRequired"));
 }
 
 #[test]
