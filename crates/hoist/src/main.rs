@@ -16,7 +16,12 @@ use clap::{Parser, Subcommand};
 #[command(name = "hoist", version, about)]
 struct Cli {
     /// Where images, snapshots, containers and logs are kept.
-    #[arg(long, global = true, env = "HOIST_DATA_DIR", default_value = "/var/lib/hoist")]
+    #[arg(
+        long,
+        global = true,
+        env = "HOIST_DATA_DIR",
+        default_value = "/var/lib/hoist"
+    )]
     data_dir: PathBuf,
 
     /// Log filter for diagnostics on stderr (`debug`, `hoist_image=trace`, ...).
@@ -64,5 +69,8 @@ fn main() -> ExitCode {
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

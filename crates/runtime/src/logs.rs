@@ -1,0 +1,232 @@
+//! CRI-format container log files, as the kubelet reads them.
+//!
+//! Each line is `<RFC3339Nano UTC> <stream> <tag> <text>\n`, where the tag is `F` for a
+//! full line and `P` for a partial one. This follows containerd's CRI log writer:
+//! - a line longer than [`MAX_LINE`] (16 KiB, containerd's `max_container_log_line_size`)
+//!   is cut into `P` chunks of exactly that size, the rest ending the line as `F`;
+//! - the newline itself is not written as text;
+//! - output that ends without a newline is written as an `F` record at end of stream, as
+//!   containerd does (its last `ReadLine` is not a prefix): the reader then sees one
+//!   newline that the container never wrote, which is what the kubelet shows too.
+//!   containerd drops a `\r` before the newline (Go's `bufio.ReadLine`); hoist keeps
+//!   every byte instead.
+//!
+//! Two streams (stdout, stderr) share one file; a [`LogFile`] behind a mutex serialises
+//! whole records so lines never interleave mid-record.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crate::time;
+
+/// The longest text a single log record carries.
+pub const MAX_LINE: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// An open log file shared by a container's two streams.
+#[derive(Clone)]
+pub struct LogFile {
+    out: Arc<Mutex<BufWriter<File>>>,
+}
+
+impl LogFile {
+    /// Opens (appending, creating if needed) the log file at `path`.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let file = File::options().create(true).append(true).open(path)?;
+        Ok(Self {
+            out: Arc::new(Mutex::new(BufWriter::with_capacity(64 * 1024, file))),
+        })
+    }
+
+    fn record(&self, stream: Stream, partial: bool, text: &[u8]) -> io::Result<()> {
+        let tag = if partial { "P" } else { "F" };
+        let head = format!("{} {} {tag} ", time::now(), stream.as_str());
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        out.write_all(head.as_bytes())?;
+        out.write_all(text)?;
+        out.write_all(b"\n")
+    }
+
+    /// Writes buffered records to the file.
+    pub fn flush(&self) -> io::Result<()> {
+        self.out.lock().unwrap_or_else(|e| e.into_inner()).flush()
+    }
+
+    /// Copies `reader` into the log as `stream` until end of file, splitting lines as the
+    /// module header says. Flushes after each read so that readers see lines promptly.
+    pub fn copy_stream(&self, stream: Stream, mut reader: impl Read) -> io::Result<()> {
+        let mut buf = vec![0u8; 64 * 1024];
+        // The current line's bytes not yet written (always shorter than MAX_LINE).
+        let mut pending: Vec<u8> = Vec::with_capacity(MAX_LINE);
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let mut data = &buf[..n];
+            while !data.is_empty() {
+                let room = MAX_LINE - pending.len();
+                match data.iter().position(|&b| b == b'\n') {
+                    Some(i) if i <= room => {
+                        pending.extend_from_slice(&data[..i]);
+                        self.record(stream, false, &pending)?;
+                        pending.clear();
+                        data = &data[i + 1..];
+                    }
+                    _ if data.len() > room => {
+                        // The line reaches the limit: a full chunk goes out as partial,
+                        // unless a newline follows at once, which makes it the line's end.
+                        pending.extend_from_slice(&data[..room]);
+                        data = &data[room..];
+                        if data.first() == Some(&b'\n') {
+                            self.record(stream, false, &pending)?;
+                            data = &data[1..];
+                        } else {
+                            self.record(stream, true, &pending)?;
+                        }
+                        pending.clear();
+                    }
+                    _ => {
+                        pending.extend_from_slice(data);
+                        data = &[];
+                    }
+                }
+            }
+            self.flush()?;
+        }
+        if !pending.is_empty() {
+            self.record(stream, false, &pending)?;
+        }
+        self.flush()
+    }
+}
+
+/// One parsed record of a CRI log file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub timestamp: String,
+    pub stream: Stream,
+    pub partial: bool,
+    pub text: Vec<u8>,
+}
+
+/// Parses one log line (without its newline); `None` if it is not a CRI record.
+pub fn parse_record(line: &[u8]) -> Option<Record> {
+    let mut parts = line.splitn(4, |&b| b == b' ');
+    let timestamp = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    let stream = match parts.next()? {
+        b"stdout" => Stream::Stdout,
+        b"stderr" => Stream::Stderr,
+        _ => return None,
+    };
+    let partial = match parts.next()? {
+        b"P" => true,
+        b"F" => false,
+        _ => return None,
+    };
+    let text = parts.next().unwrap_or_default().to_vec();
+    Some(Record {
+        timestamp,
+        stream,
+        partial,
+        text,
+    })
+}
+
+/// Reassembles a stream's bytes from log records as the kubelet does: the text of each
+/// record, plus a newline after each full (`F`) one.
+pub fn reassemble<'a>(records: impl IntoIterator<Item = &'a Record>, stream: Stream) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in records.into_iter().filter(|r| r.stream == stream) {
+        out.extend_from_slice(&r.text);
+        if !r.partial {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(input: &[u8]) -> Vec<Record> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let log = LogFile::open(&path).unwrap();
+        log.copy_stream(Stream::Stdout, input).unwrap();
+        let text = std::fs::read(&path).unwrap();
+        let records: Vec<Record> = text
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| parse_record(l).expect("a CRI record"))
+            .collect();
+        let mut expected = input.to_vec();
+        if !input.is_empty() && !input.ends_with(b"\n") {
+            expected.push(b'\n');
+        }
+        assert_eq!(reassemble(&records, Stream::Stdout), expected);
+        records
+    }
+
+    #[test]
+    fn lines_are_full_records() {
+        let r = roundtrip(b"one\ntwo\n\nthree\n");
+        let texts: Vec<_> = r.iter().map(|r| (r.text.as_slice(), r.partial)).collect();
+        assert_eq!(
+            texts,
+            vec![
+                (&b"one"[..], false),
+                (b"two", false),
+                (b"", false),
+                (b"three", false)
+            ]
+        );
+    }
+
+    #[test]
+    fn long_lines_split_into_partials_of_16k() {
+        let mut input = vec![b'x'; MAX_LINE * 2 + 5];
+        input.push(b'\n');
+        let r = roundtrip(&input);
+        assert_eq!(r.len(), 3);
+        assert!(r[0].partial && r[1].partial && !r[2].partial);
+        assert_eq!(r[0].text.len(), MAX_LINE);
+        assert_eq!(r[2].text.len(), 5);
+    }
+
+    #[test]
+    fn exactly_16k_line_is_one_full_record() {
+        let mut input = vec![b'y'; MAX_LINE];
+        input.push(b'\n');
+        let r = roundtrip(&input);
+        assert_eq!(r.len(), 1);
+        assert!(!r[0].partial);
+    }
+
+    #[test]
+    fn trailing_text_without_newline_ends_as_full_record() {
+        let r = roundtrip(b"done\nno newline");
+        assert_eq!(r.len(), 2);
+        assert!(!r[1].partial);
+        assert_eq!(r[1].text, b"no newline");
+    }
+}
