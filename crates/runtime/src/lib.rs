@@ -14,6 +14,7 @@
 
 pub mod bundle;
 pub mod cgroups;
+mod cleanup;
 pub mod ids;
 pub mod logs;
 pub mod monitor;
@@ -22,7 +23,16 @@ pub mod oci_runtime;
 pub mod process;
 pub mod quantity;
 pub mod rootfs;
+pub mod sandbox;
+mod service;
 pub mod spec;
 pub mod state;
 pub mod time;
 pub mod user;
+
+pub use cleanup::CleanupReport;
+pub use ids::{Id, Owner};
+pub use oci_runtime::{OciError, RuntimeKind};
+pub use sandbox::{SandboxConfig, SandboxRecord};
+pub use service::{ContainerRequest, MonitorCommand, Runtime, RuntimeError};
+pub use state::{ContainerRecord, ContainerStatus};

@@ -164,6 +164,44 @@ pub fn reassemble<'a>(records: impl IntoIterator<Item = &'a Record>, stream: Str
     out
 }
 
+/// Reads a CRI log file as it grows, one complete record at a time (a line still being
+/// written waits for its newline).
+pub struct Follower {
+    file: File,
+    pending: Vec<u8>,
+}
+
+impl Follower {
+    pub fn open(path: &Path) -> io::Result<Self> {
+        Ok(Follower {
+            file: File::open(path)?,
+            pending: Vec::new(),
+        })
+    }
+
+    /// The records appended since the last call; lines that are not CRI records are
+    /// skipped.
+    pub fn read_new(&mut self) -> io::Result<Vec<Record>> {
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            let n = self.file.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            self.pending.extend_from_slice(&chunk[..n]);
+        }
+        let Some(end) = self.pending.iter().rposition(|&b| b == b'\n') else {
+            return Ok(Vec::new());
+        };
+        let complete: Vec<u8> = self.pending.drain(..=end).collect();
+        Ok(complete
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .filter_map(parse_record)
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +223,27 @@ mod tests {
         }
         assert_eq!(reassemble(&records, Stream::Stdout), expected);
         records
+    }
+
+    #[test]
+    fn follower_returns_only_complete_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, "").unwrap();
+        let mut f = Follower::open(&path).unwrap();
+        let mut file = File::options().append(true).open(&path).unwrap();
+        file.write_all(b"2024-01-01T00:00:00Z stdout F one\n2024-01-01T00:00:00Z std")
+            .unwrap();
+        let first = f.read_new().unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].text, b"one");
+        file.write_all(b"err P two\n").unwrap();
+        let second = f.read_new().unwrap();
+        assert_eq!(
+            (second[0].stream, second[0].partial),
+            (Stream::Stderr, true)
+        );
+        assert!(f.read_new().unwrap().is_empty());
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub enum MonitorError {
     },
     #[error("{verb}: {message}")]
     Runtime { verb: &'static str, message: String },
+    #[error(transparent)]
+    Oci(crate::oci_runtime::OciError),
 }
 
 fn os(step: &'static str) -> impl FnOnce(Errno) -> MonitorError {
@@ -104,7 +106,13 @@ pub fn run(state_dir: &Path) -> Result<ExitCode, MonitorError> {
         ForkResult::Child => {
             drop(ready_r);
             let mut ready = Some(File::from(ready_w));
-            let result = detach().and_then(|()| supervise(state_dir, &record, &mut ready));
+            let result = detach()
+                .and_then(|()| {
+                    let me = crate::ids::Owner::current();
+                    state::write_json_atomic(&state_dir.join(state::MONITOR), &me)
+                        .map_err(io("recording the monitor"))
+                })
+                .and_then(|()| supervise(state_dir, &record, &mut ready));
             if let Err(e) = result {
                 let status = ContainerStatus::Exited {
                     code: 128,
@@ -183,10 +191,11 @@ fn supervise(
         let mut message = String::new();
         let _ = File::from(err_r).read_to_string(&mut message);
         let _ = rt.delete(&record.id);
-        return Err(MonitorError::Runtime {
-            verb: "create",
-            message: message.trim().into(),
-        });
+        return Err(MonitorError::Oci(rt.explain_failure(
+            "create",
+            &record.id,
+            message.trim().into(),
+        )));
     }
     let pid: i32 = std::fs::read_to_string(&pid_file)
         .map_err(io("reading the pid file"))?
@@ -211,10 +220,7 @@ fn supervise(
         for c in copiers {
             let _ = c.join();
         }
-        return Err(MonitorError::Runtime {
-            verb: "start",
-            message: e.to_string(),
-        });
+        return Err(MonitorError::Oci(e));
     }
     let running = ContainerStatus::Running {
         pid,

@@ -14,6 +14,8 @@ use crate::oci_runtime::OciRuntime;
 
 pub const RECORD: &str = "record.json";
 pub const STATUS: &str = "status.json";
+/// The monitor's own [`crate::ids::Owner`], written by the monitor once it has detached.
+pub const MONITOR: &str = "monitor.json";
 
 /// How a container was created: what the monitor needs to run it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,7 +23,14 @@ pub struct ContainerRecord {
     pub id: String,
     pub name: String,
     pub pod_uid: String,
+    /// The sandbox whose namespaces the container joins.
+    pub sandbox_id: String,
+    /// The image as the pod spec names it, and the image ID (config digest) it ran.
+    pub image: String,
+    pub image_id: String,
+    /// How many times this container of this pod ran before (its restart count).
     pub restart: u32,
+    pub created_at: String,
     pub bundle: PathBuf,
     pub log_path: PathBuf,
     pub cgroups_path: String,
