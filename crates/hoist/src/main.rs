@@ -3,7 +3,10 @@
 //! Each subcommand lives in its own module and owns its flags; this file only parses the
 //! command line, sets up logging and the TLS provider, and dispatches.
 
+mod follow;
 mod image_cmd;
+mod pod_run;
+mod progress;
 mod run_cmd;
 
 use std::path::PathBuf;
