@@ -250,3 +250,54 @@ fn crun_runs_or_says_plainly_why_not() {
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
     assert!(env.mounts().is_empty(), "{:?}", env.mounts());
 }
+
+#[test]
+fn empty_dir_and_host_path_volumes_are_mounted_and_others_refused() {
+    let Some(env) = Env::new() else { return };
+    let image = env.busybox();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("greeting"), "from the host\n").unwrap();
+    let yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: vols\nspec:\n  restartPolicy: Never\n  \
+         volumes:\n    - name: scratch\n      emptyDir: {{}}\n    - name: ram\n      \
+         emptyDir: {{medium: Memory}}\n    - name: host\n      \
+         hostPath: {{path: {host}, type: Directory}}\n  initContainers:\n    \
+         - name: fill\n      image: {image}\n      \
+         command: [sh, -c, 'echo shared > /scratch/f; echo mem > /ram/f']\n      \
+         volumeMounts:\n        - {{name: scratch, mountPath: /scratch}}\n        \
+         - {{name: ram, mountPath: /ram}}\n  containers:\n    - name: read\n      \
+         image: {image}\n      command: [sh, -c, 'cat /scratch/f /ram/f /host/greeting; \
+         echo x > /host/new || echo read-only']\n      volumeMounts:\n        \
+         - {{name: scratch, mountPath: /scratch}}\n        - {{name: ram, mountPath: /ram}}\n        \
+         - {{name: host, mountPath: /host, readOnly: true}}\n",
+        host = host.path().display()
+    );
+    let out = env.run(&yaml, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "[read] shared\n[read] mem\n[read] from the host\n[read] read-only\n"
+    );
+    assert!(!host.path().join("new").exists(), "readOnly holds");
+    assert!(
+        env.mounts().is_empty(),
+        "the Memory emptyDir is unmounted: {:?}",
+        env.mounts()
+    );
+
+    let cm = pod(
+        "cm",
+        &image,
+        &["true"],
+        "      volumeMounts: [{name: c, mountPath: /c}]\n",
+    )
+    .replace(
+        "  containers:\n",
+        "  volumes: [{name: c, configMap: {name: x}}]\n  containers:\n",
+    );
+    let out = env.run(&cm, &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("volume \"c\" is of type configMap"), "{err}");
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}

@@ -64,6 +64,8 @@ pub struct BundleInput<'a> {
     pub cgroups_path: String,
     /// Whether the host can limit memory+swap (v2, or v1 with `memory.memsw.*`).
     pub swap_limit: bool,
+    /// The container's volume mounts, made by [`crate::volumes::mounts`].
+    pub volume_mounts: &'a [spec::Mount],
 }
 
 /// The runtime spec for `input`, with `root.path` = `rootfs` relative to the bundle.
@@ -157,6 +159,7 @@ pub fn generate(input: &BundleInput<'_>) -> Result<Spec, BundleError> {
             .map(String::from)
             .to_vec(),
     });
+    mounts.extend(input.volume_mounts.iter().cloned());
 
     let ns = input.namespaces;
     let mut namespaces = vec![
@@ -309,6 +312,7 @@ mod tests {
             hostname: Some("web"),
             cgroups_path: "/hoist/x".into(),
             swap_limit: true,
+            volume_mounts: &[],
         })
     }
 

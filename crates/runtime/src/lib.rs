@@ -5,6 +5,7 @@
 //! - [`spec`], [`process`], [`user`], [`quantity`], [`bundle`]: a pod's container and its
 //!   image config turned into an OCI `config.json` (no IO but confined reads of the
 //!   rootfs).
+//! - [`volumes`]: emptyDir and hostPath volumes as bind mounts.
 //! - [`rootfs`]: overlayfs over the image's snapshots, and path resolution confined to it.
 //! - [`sandbox`]: network, IPC and UTS namespaces pinned by bind mounts.
 //! - [`oci_runtime`]: finding runc or crun and running their verbs.
@@ -29,6 +30,7 @@ pub mod spec;
 pub mod state;
 pub mod time;
 pub mod user;
+pub mod volumes;
 
 pub use cleanup::CleanupReport;
 pub use ids::{Id, Owner};

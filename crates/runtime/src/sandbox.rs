@@ -210,6 +210,7 @@ pub fn remove(root: &Path, id: &str) -> Result<(), SandboxError> {
 }
 
 fn remove_dir(dir: &Path, id: &str) -> Result<(), SandboxError> {
+    crate::volumes::unmount_all(dir);
     for name in ["net", "ipc", "uts"] {
         let path = dir.join("ns").join(name);
         rootfs::unmount(&path).map_err(|source| SandboxError::Unmount {

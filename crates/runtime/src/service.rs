@@ -28,7 +28,7 @@ use crate::ids::Id;
 use crate::oci_runtime::{OciError, OciRuntime, RuntimeKind};
 use crate::sandbox::{self, SandboxConfig, SandboxError, SandboxRecord};
 use crate::state::{self, ContainerRecord, ContainerStatus};
-use crate::{cgroups, rootfs, time};
+use crate::{cgroups, rootfs, time, volumes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -40,6 +40,8 @@ pub enum RuntimeError {
     Bundle(#[from] BundleError),
     #[error(transparent)]
     Rootfs(#[from] rootfs::RootfsError),
+    #[error(transparent)]
+    Volume(#[from] volumes::VolumeError),
     #[error("{step} {path}")]
     Io {
         step: &'static str,
@@ -225,6 +227,8 @@ impl Runtime {
         )?;
 
         let cgroups_path = cgroups::cgroups_path(self.cgroups, id.as_str());
+        let sandbox_dir = self.sandboxes_dir().join(req.sandbox.id.as_str());
+        let volume_mounts = volumes::mounts(req.pod, req.container, &sandbox_dir)?;
         let spec = bundle::generate(&BundleInput {
             pod: req.pod,
             container: req.container,
@@ -234,6 +238,7 @@ impl Runtime {
             hostname: req.sandbox.container_hostname(),
             cgroups_path: cgroups_path.clone(),
             swap_limit: self.swap_limit,
+            volume_mounts: &volume_mounts,
         })?;
         let config = bundle_dir.join("config.json");
         let json = serde_json::to_vec_pretty(&spec).map_err(std::io::Error::other);
