@@ -8,6 +8,7 @@ mod image_cmd;
 mod pod_run;
 mod progress;
 mod run_cmd;
+mod server_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,10 @@ enum Command {
     Image(image_cmd::ImageCommand),
     /// Run the pods of a manifest once, stream their logs, exit with their status.
     Run(run_cmd::RunArgs),
+    /// Serve the Kubernetes API (HTTPS) with a scheduler and this machine as its node.
+    Server(server_cmd::ServerArgs),
+    /// Print the kubeconfig that `hoist server` wrote for kubectl.
+    Kubeconfig,
     /// Internal: supervise one container (started by `hoist run` and the agent).
     #[command(hide = true)]
     Monitor(run_cmd::MonitorArgs),
@@ -58,6 +63,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Image(cmd) => image_cmd::run(&cli.data_dir, cmd),
         Command::Run(args) => run_cmd::run(&cli.data_dir, args),
+        Command::Server(args) => server_cmd::run(&cli.data_dir, args),
+        Command::Kubeconfig => server_cmd::kubeconfig(&cli.data_dir),
         Command::Monitor(args) => run_cmd::monitor(&cli.data_dir, args),
     };
     match result {
