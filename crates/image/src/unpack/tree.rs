@@ -146,10 +146,16 @@ impl Tree {
                 }
                 Err(Errno::ENOENT) => return Err(Walk::Missing),
                 Err(Errno::ENOTDIR) => {
-                    // A whiteout made earlier in this layer gives way to a directory, which
-                    // must then hide the lower layers' directory of that name.
+                    // `O_DIRECTORY | O_NOFOLLOW` on a symlink fails with ENOTDIR, not ELOOP
+                    // (the kernel checks for a directory first), so a symlink is told from
+                    // other non-directories here. A whiteout made earlier in this layer gives
+                    // way to a directory, which must then hide the lower layers' directory of
+                    // that name.
                     let st = stat_at(parent, component).map_err(|e| Walk::Io(e.into()))?;
                     match st {
+                        Some(st) if kind(&st) == SFlag::S_IFLNK => {
+                            return Err(Walk::Symlink(shown(end)));
+                        }
                         Some(st)
                             if create
                                 && overlay::is_whiteout(parent, component, &st, self.xattrs)
@@ -247,4 +253,42 @@ pub(crate) fn proc_path(dir: &OwnedFd, name: &[u8]) -> std::path::PathBuf {
     let mut path = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
     path.extend_from_slice(name);
     std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk_result(tree: &mut Tree, path: &str) -> String {
+        match tree.dir(path.as_bytes(), true) {
+            Ok(_) => "ok".to_string(),
+            Err(Walk::Symlink(p)) => format!("symlink {p}"),
+            Err(Walk::NotDir(p)) => format!("not a dir {p}"),
+            Err(Walk::Missing) => "missing".to_string(),
+            Err(Walk::Io(e)) => format!("io {e}"),
+        }
+    }
+
+    /// Regression: a symlink on an entry's path was refused as "not a directory", since
+    /// `O_DIRECTORY | O_NOFOLLOW` on a symlink fails with ENOTDIR rather than ELOOP.
+    #[test]
+    fn a_symlink_on_the_path_is_named_as_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::os::unix::fs::symlink("/", root.join("l")).unwrap();
+        std::fs::create_dir(root.join("d")).unwrap();
+        std::os::unix::fs::symlink("..", root.join("d/up")).unwrap();
+        std::fs::write(root.join("f"), b"").unwrap();
+        let mut tree = Tree::open(root, OverlayXattrs::User).unwrap();
+        let cases = [
+            ("l", "symlink l"),
+            ("l/x", "symlink l"),
+            ("d/up/x", "symlink d/up"),
+            ("f/x", "not a dir f"),
+            ("d/new", "ok"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(walk_result(&mut tree, path), want, "{path}");
+        }
+    }
 }
