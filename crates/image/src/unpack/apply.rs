@@ -216,24 +216,34 @@ impl<'o> Applier<'o> {
         let mut buf = std::mem::take(&mut self.buf);
         let copied = self.copy(raw, entry, &mut file, &mut buf);
         self.buf = buf;
-        copied?;
+        // The tar parser reads a stream that ends inside an entry's data as a short entry,
+        // and only fails when it skips to the next header, in an error naming no entry.
+        let (copied, declared) = (copied?, entry.size());
+        if copied < declared {
+            let why = format!("the layer ends after {copied} of the entry's {declared} bytes");
+            let cut = io::Error::new(io::ErrorKind::UnexpectedEof, why);
+            return Err(self.fail(raw, ("read file data", cut)));
+        }
         meta::apply_fd(&file, meta, self.opts.ownership, true).map_err(|e| self.fail(raw, e))
     }
 
+    /// Copies the entry's data into `file`, returning how many bytes there were.
     fn copy<R: Read>(
         &mut self,
         raw: &[u8],
         entry: &mut tar::Entry<'_, R>,
         file: &mut File,
         buf: &mut [u8],
-    ) -> Result<(), UnpackError> {
+    ) -> Result<u64, UnpackError> {
+        let mut copied = 0;
         loop {
             let n = match entry.read(buf) {
-                Ok(0) => return Ok(()),
+                Ok(0) => return Ok(copied),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(self.fail(raw, ("read file data", e))),
             };
+            copied += n as u64;
             self.unpacked += n as u64;
             if self.unpacked > self.opts.limits.max_unpacked_bytes {
                 return Err(self.limit("the unpacked size", self.opts.limits.max_unpacked_bytes));
