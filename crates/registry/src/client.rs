@@ -508,7 +508,7 @@ impl Client {
             }
             0
         } else {
-            return Err(status_error(ctx, resp, 0).await);
+            return Err(status_error(ctx, resp, 0, None).await);
         };
         Ok(BlobStream::new(ctx, resp, start))
     }

@@ -74,7 +74,10 @@ pub enum RegistryError {
         #[source]
         source: reqwest::Error,
     },
-    #[error("{step} {reference}: registry answered {}", describe_status(*status, code, message, *body_too_large, *retries))]
+    #[error(
+        "{step} {reference}: registry answered {}",
+        describe_status(*status, code, message, *body_too_large, *retries, redirected_to)
+    )]
     Status {
         step: &'static str,
         reference: String,
@@ -86,6 +89,8 @@ pub enum RegistryError {
         body_too_large: bool,
         /// How many 429 answers were retried before this one.
         retries: u32,
+        /// The `host:port` that answered, when a redirect led away from the registry.
+        redirected_to: Option<String>,
     },
     #[error("{step} {reference}: {what} is larger than the limit of {limit} bytes")]
     TooLarge {
@@ -198,6 +203,7 @@ fn describe_status(
     message: &Option<String>,
     body_too_large: bool,
     retries: u32,
+    redirected_to: &Option<String>,
 ) -> String {
     let mut out = status.to_string();
     match (code, message) {
@@ -224,6 +230,12 @@ fn describe_status(
     }
     if retries > 0 {
         let _ = write!(out, " (after {retries} retries)");
+    }
+    if let Some(host) = redirected_to {
+        let _ = write!(
+            out,
+            " (from {host}, where the registry redirected; its credentials are never sent there)"
+        );
     }
     out
 }
@@ -345,6 +357,7 @@ mod tests {
             message,
             body_too_large: false,
             retries: 0,
+            redirected_to: None,
         }
     }
 

@@ -76,7 +76,9 @@ impl Inner {
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            return Err(status_error(ctx, resp, retries).await);
+            // A refusal from where a redirect led must not read as the registry's own.
+            let redirected_to = (!at_origin).then(|| host_port(resp.url()));
+            return Err(status_error(ctx, resp, retries, redirected_to).await);
         }
     }
 
@@ -280,7 +282,7 @@ impl Inner {
             .await
             .map_err(|source| transport(&ctx, &url, source))?;
         if !resp.status().is_success() {
-            return Err(status_error(&ctx, resp, 0).await);
+            return Err(status_error(&ctx, resp, 0, None).await);
         }
         let body = read_limited(&ctx, resp, TOKEN_LIMIT, "token response").await?;
 
@@ -345,7 +347,12 @@ pub(crate) async fn read_limited(
 }
 
 /// The error for a non-2xx answer, with the registry's error body when it sent one.
-pub(crate) async fn status_error(ctx: &Ctx<'_>, resp: Response, retries: u32) -> RegistryError {
+pub(crate) async fn status_error(
+    ctx: &Ctx<'_>,
+    resp: Response,
+    retries: u32,
+    redirected_to: Option<String>,
+) -> RegistryError {
     let status = resp.status().as_u16();
     let (body, body_too_large) = match read_limited(ctx, resp, ERROR_BODY_LIMIT, "error body").await
     {
@@ -365,6 +372,7 @@ pub(crate) async fn status_error(ctx: &Ctx<'_>, resp: Response, retries: u32) ->
         message,
         body_too_large,
         retries,
+        redirected_to,
     }
 }
 
