@@ -164,7 +164,12 @@ async fn download<S: ImageSource>(
     let content = store.content();
     let digest = &job.descriptor.digest;
     let size = job.descriptor.size;
-    let have = content.partial_len(digest, size, &blob_lock);
+    // A partial file holding the whole blob was never committed, so its bytes are suspect,
+    // and a range from its end would lie past the blob (a 416 on every later pull).
+    let have = match content.partial_len(digest, size, &blob_lock) {
+        n if n == size => 0,
+        n => n,
+    };
     let body = source
         .blob_stream(reference, digest, have)
         .await
@@ -207,9 +212,13 @@ async fn download<S: ImageSource>(
             ended: false,
         };
         let applied = unpack::apply_layer(&mut reader, compression, tmp.path(), &opts);
-        let committed = match &applied {
-            Ok(_) => reader.ingest.commit().map(|()| drop(blob_lock)),
-            Err(_) => Ok(()),
+        // Once every byte has arrived the digest settles it even when unpacking failed: wrong
+        // bytes are deleted and reported as such rather than as a corrupt layer, and right
+        // ones are kept, so no full-length partial file is left behind.
+        let committed = if applied.is_ok() || reader.ingest.written() == size {
+            reader.ingest.commit().map(|()| drop(blob_lock))
+        } else {
+            Ok(())
         };
         (tmp, applied, committed)
     });
@@ -225,8 +234,9 @@ async fn download<S: ImageSource>(
             source,
         });
     }
-    let applied = applied?;
+    // Bytes that are not the blob explain whatever the unpacker made of them.
     committed?;
+    let applied = applied?;
     Ok((
         tmp,
         applied,
