@@ -12,6 +12,7 @@
 //! - [`objects`], [`selectors`], [`patch`], [`table`], [`protobuf`]: the pieces the verbs
 //!   share (object metadata, selectors, patch formats, Table rows, protobuf bodies).
 //! - [`scheduler`]: binds pods without a node to the registered, Ready node.
+//! - [`compact`]: drops old history from the store every few minutes.
 //! - [`logs`]: the [`LogSource`] extension point through which the node agent serves
 //!   `pods/log`.
 
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub mod api;
+pub mod compact;
 pub mod discovery;
 pub mod error;
 pub mod handlers;
@@ -55,6 +57,8 @@ pub struct Config {
     /// Whether to run the built-in scheduler (see [`scheduler`]). On by default in
     /// [`Config::new`].
     pub scheduler: bool,
+    /// How often the store's history is compacted (see [`compact`]).
+    pub compact_interval: std::time::Duration,
 }
 
 impl Config {
@@ -69,6 +73,7 @@ impl Config {
             listen,
             backend,
             scheduler: true,
+            compact_interval: compact::INTERVAL,
         }
     }
 }
@@ -118,7 +123,7 @@ impl Server {
             },
         )?;
 
-        let api = Arc::new(api::Api::new(config.backend, identity.token, url));
+        let api = Arc::new(api::Api::new(config.backend.clone(), identity.token, url));
         api.bootstrap().await.map_err(StartError::Bootstrap)?;
 
         let (stop, stopped) = watch::channel(false);
@@ -128,6 +133,11 @@ impl Server {
             api.clone(),
             stopped.clone(),
         ))];
+        tasks.push(tokio::spawn(compact::run(
+            config.backend,
+            config.compact_interval,
+            stopped.clone(),
+        )));
         if config.scheduler {
             tasks.push(tokio::spawn(scheduler::run(api.clone(), stopped)));
         }
