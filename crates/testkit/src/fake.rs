@@ -11,6 +11,7 @@
 mod serve;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -71,6 +72,8 @@ pub struct SeenRequest {
     pub method: String,
     pub path: String,
     pub authorization: Option<String>,
+    /// The `Range` header, for counting resumed downloads.
+    pub range: Option<String>,
 }
 
 #[derive(Clone)]
@@ -93,6 +96,8 @@ pub(crate) struct State {
 pub(crate) struct Shared {
     pub state: Mutex<State>,
     pub host: String,
+    /// Bytes of `Oversize*` bodies handed to the connection so far.
+    pub oversize_sent: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -120,6 +125,7 @@ impl FakeRegistry {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             host: format!("127.0.0.1:{port}"),
+            oversize_sent: Arc::new(AtomicUsize::new(0)),
         });
         let (tx, rx) = tokio::sync::oneshot::channel();
         let thread = std::thread::Builder::new()
@@ -233,6 +239,12 @@ impl FakeRegistry {
     /// Every request so far, in order.
     pub fn request_log(&self) -> Vec<SeenRequest> {
         self.shared.lock().seen.clone()
+    }
+
+    /// How many bytes of `Oversize*` bodies the fake has handed to its connections: a client
+    /// that stops reading at its limit leaves this well below [`OVERSIZE`].
+    pub fn oversize_bytes_sent(&self) -> usize {
+        self.shared.oversize_sent.load(Ordering::Relaxed)
     }
 
     /// Every `Authorization` header received, in order.

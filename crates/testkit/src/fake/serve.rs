@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use base64::Engine as _;
@@ -87,18 +88,28 @@ fn empty() -> UnsyncBoxBody<Bytes, Infallible> {
     http_body_util::Empty::new().boxed_unsync()
 }
 
-/// `prefix` and then `OVERSIZE` bytes of `fill`, streamed chunk by chunk without a length.
-fn oversize(prefix: Bytes, fill: u8, suffix: &'static [u8]) -> UnsyncBoxBody<Bytes, Infallible> {
+/// `prefix` and then `OVERSIZE` bytes of `fill`, streamed chunk by chunk without a length;
+/// `sent` counts the bytes handed to the connection.
+fn oversize(
+    sent: &Arc<AtomicUsize>,
+    prefix: Bytes,
+    fill: u8,
+    suffix: &'static [u8],
+) -> UnsyncBoxBody<Bytes, Infallible> {
     let (tx, rx) = mpsc::channel(4);
+    let sent = sent.clone();
     tokio::spawn(async move {
         let chunk = Bytes::from(vec![fill; 64 << 10]);
+        let n = prefix.len();
         if tx.send(prefix).await.is_err() {
             return;
         }
+        sent.fetch_add(n, Ordering::Relaxed);
         for _ in 0..OVERSIZE / chunk.len() {
             if tx.send(chunk.clone()).await.is_err() {
                 return;
             }
+            sent.fetch_add(chunk.len(), Ordering::Relaxed);
         }
         let _ = tx.send(Bytes::from_static(suffix)).await;
     });
@@ -153,6 +164,7 @@ fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
         method: method.to_string(),
         path: path.clone(),
         authorization: auth.map(str::to_string),
+        range: range.clone(),
     });
     let faults = state.faults.clone();
     let has = |f: &dyn Fn(&Fault) -> bool| faults.iter().any(f);
@@ -202,7 +214,7 @@ fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
         _ => None,
     });
     if path == "/token" {
-        return token(&faults, bearer, auth);
+        return token(shared, &faults, bearer, auth);
     }
     if !path.starts_with("/v2") {
         return error(StatusCode::NOT_FOUND, "NOT_FOUND", "not a registry path");
@@ -256,7 +268,10 @@ fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
             .cloned()
         else {
             if oversize_error {
-                return status(StatusCode::NOT_FOUND, oversize(Bytes::new(), b'e', b""));
+                return status(
+                    StatusCode::NOT_FOUND,
+                    oversize(&shared.oversize_sent, Bytes::new(), b'e', b""),
+                );
             }
             return error(
                 StatusCode::NOT_FOUND,
@@ -265,18 +280,24 @@ fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
             );
         };
         drop(state);
-        return manifest(m, head, &faults);
+        return manifest(shared, m, head, &faults);
     }
 
     let Some(bytes) = state.blobs.get(reference).cloned() else {
         if oversize_error {
-            return status(StatusCode::NOT_FOUND, oversize(Bytes::new(), b'e', b""));
+            return status(
+                StatusCode::NOT_FOUND,
+                oversize(&shared.oversize_sent, Bytes::new(), b'e', b""),
+            );
         }
         return error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN", "blob unknown");
     };
     drop(state);
     if oversize_error {
-        return status(StatusCode::NOT_FOUND, oversize(Bytes::new(), b'e', b""));
+        return status(
+            StatusCode::NOT_FOUND,
+            oversize(&shared.oversize_sent, Bytes::new(), b'e', b""),
+        );
     }
     if let Some(base) = faults.iter().find_map(|f| match f {
         Fault::RedirectBlobsTo(base) => Some(base),
@@ -309,6 +330,7 @@ fn split_v2(path: &str) -> Option<(&str, &str, &str)> {
 }
 
 fn token(
+    shared: &Shared,
     faults: &[Fault],
     bearer: Option<(String, Option<(String, String)>)>,
     auth: Option<&str>,
@@ -325,7 +347,12 @@ fn token(
         }
     };
     let body = if faults.contains(&Fault::OversizeToken) {
-        oversize(Bytes::from_static(b"{\"token\":\""), b'a', b"\"}")
+        oversize(
+            &shared.oversize_sent,
+            Bytes::from_static(b"{\"token\":\""),
+            b'a',
+            b"\"}",
+        )
     } else {
         full(serde_json::json!({ "token": token, "access_token": token }).to_string())
     };
@@ -334,7 +361,7 @@ fn token(
     resp
 }
 
-fn manifest(m: super::StoredManifest, head: bool, faults: &[Fault]) -> Resp {
+fn manifest(shared: &Shared, m: super::StoredManifest, head: bool, faults: &[Fault]) -> Resp {
     let mut bytes = m.bytes.to_vec();
     if faults.contains(&Fault::ManifestDigestLie) {
         bytes.push(b' ');
@@ -342,7 +369,7 @@ fn manifest(m: super::StoredManifest, head: bool, faults: &[Fault]) -> Resp {
     let oversized = faults.contains(&Fault::OversizeManifest);
     let body = match (head, oversized) {
         (true, _) => empty(),
-        (false, true) => oversize(Bytes::from(bytes.clone()), b' ', b""),
+        (false, true) => oversize(&shared.oversize_sent, Bytes::from(bytes.clone()), b' ', b""),
         (false, false) => full(bytes.clone()),
     };
     let mut resp = status(StatusCode::OK, body);
