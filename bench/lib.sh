@@ -8,6 +8,8 @@ WORK=${BENCH_WORK:-$BENCH_DIR/work}
 HOIST=${HOIST:-$REPO_DIR/target/release/hoist}
 RUNS=${RUNS:-3}
 WARM_RUNS=${WARM_RUNS:-20}
+# Raw logs of the current script (run.sh and run-pod.sh each set their own subdirectory).
+LOGS=${LOGS:-$WORK/logs}
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 
@@ -139,6 +141,14 @@ cold_caches() {
     find "$WORK/registry" -type f -exec cat {} + >/dev/null 2>&1 || true
 }
 
+# load_note: the load averages and what else is busy (compilers of the other engineers on this
+# shared machine), for the report.
+load_note() {
+    local busy
+    busy=$(ps -eo comm= | grep -cE '^(rustc|cc1|cc1plus|ld|cargo|clang)' || true)
+    echo "load $(cut -d' ' -f1-3 /proc/loadavg), $busy compiler processes running"
+}
+
 # now: wall clock in seconds with microseconds, without forking.
 now() { echo "${EPOCHREALTIME/,/.}"; }
 
@@ -147,20 +157,20 @@ now() { echo "${EPOCHREALTIME/,/.}"; }
 declare -A T R S
 
 # timed NAME CMD...: run CMD under /usr/bin/time, append its wall time to T[NAME] and its peak RSS
-# to R[NAME]; on failure set S[NAME]. Output goes to $WORK/logs/NAME.log. Returns CMD's status.
+# to R[NAME]; on failure set S[NAME]. Output goes to $LOGS/NAME.log. Returns CMD's status.
 timed() {
     local name=$1 t0 t1 rc
     shift
-    mkdir -p "$WORK/logs"
+    mkdir -p "$LOGS"
     t0=$(now)
-    /usr/bin/time -f '%M' -o "$WORK/logs/$name.rss" "$@" >>"$WORK/logs/$name.log" 2>&1
+    /usr/bin/time -f '%M' -o "$LOGS/$name.rss" "$@" >>"$LOGS/$name.log" 2>&1
     rc=$?
     t1=$(now)
     if ((rc == 0)); then
         T[$name]+=" $(awk "BEGIN {print $t1 - $t0}")"
-        R[$name]+=" $(tail -n1 "$WORK/logs/$name.rss")"
+        R[$name]+=" $(tail -n1 "$LOGS/$name.rss")"
     else
-        S[$name]="failed (exit $rc): $(tail -n1 "$WORK/logs/$name.log" | cut -c1-100)"
+        S[$name]="failed (exit $rc): $(tail -n1 "$LOGS/$name.log" | cut -c1-100)"
     fi
     return "$rc"
 }
@@ -169,15 +179,15 @@ timed() {
 timed_quick() {
     local name=$1 t0 t1 rc
     shift
-    mkdir -p "$WORK/logs"
+    mkdir -p "$LOGS"
     t0=$(now)
-    "$@" >>"$WORK/logs/$name.log" 2>&1
+    "$@" >>"$LOGS/$name.log" 2>&1
     rc=$?
     t1=$(now)
     if ((rc == 0)); then
         T[$name]+=" $(awk "BEGIN {print $t1 - $t0}")"
     else
-        S[$name]="failed (exit $rc): $(tail -n1 "$WORK/logs/$name.log" | cut -c1-100)"
+        S[$name]="failed (exit $rc): $(tail -n1 "$LOGS/$name.log" | cut -c1-100)"
     fi
     return "$rc"
 }
@@ -197,7 +207,7 @@ print(statistics.median(v), v[0], v[-1]) if v else print("")' $1
 CTRD_PID=
 containerd_start() {
     CTRD_SOCK=$CTRD/containerd.sock
-    mkdir -p "$CTRD" "$WORK/logs"
+    mkdir -p "$CTRD" "$LOGS"
     cat >"$CTRD/config.toml" <<CONF
 version = 2
 root = "$CTRD/root"
@@ -210,7 +220,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 [ttrpc]
   address = "$CTRD_SOCK.ttrpc"
 CONF
-    containerd --config "$CTRD/config.toml" >>"$WORK/logs/containerd-daemon.log" 2>&1 &
+    containerd --config "$CTRD/config.toml" >>"$LOGS/containerd-daemon.log" 2>&1 &
     CTRD_PID=$!
     wait_for ctr -a "$CTRD_SOCK" version
 }
@@ -224,14 +234,21 @@ containerd_stop() {
 # podman_cmd: sets PODMAN to a podman command line with its own storage under $PODMAN_DIR (the
 # caller sets it), cgroupfs and runc (Debian 12's crun 1.8 refuses this host's cgroup mounts).
 PODMAN_DRIVER=${PODMAN_DRIVER:-overlay}
-# podman as root raises the containers' nofile limit to 1048576, which fails where this process'
-# own hard limit is lower (as in these sandboxes): a containers.conf of our own keeps the limits
-# at the hard limits we have.
+# podman as root raises the containers' nofile and nproc limits to 1048576, which fails where
+# this process has no CAP_SYS_RESOURCE and lower hard limits (as in these sandboxes): a
+# containers.conf of our own keeps the limits at the hard limits we have. podman 4.3 also lowers
+# its own RLIMIT_NPROC to 32768 when it starts (see /proc/PID/limits of a running podman), and
+# runc, started under that limit, cannot raise it again: nproc is capped at 32768 for that reason
+# (the infra container of `kube play` fails with "error setting rlimit type 6" otherwise).
 podman_cmd() {
+    local nofile nproc
+    nofile=$(ulimit -Hn)
+    nproc=$(ulimit -Hu)
+    [[ $nproc == unlimited || $nproc -gt 32768 ]] && nproc=32768
     mkdir -p "$PODMAN_DIR"
     cat >"$PODMAN_DIR/containers.conf" <<CONF
 [containers]
-default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=$(ulimit -Hu):$(ulimit -Hu)"]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
 CONF
     PODMAN=(env CONTAINERS_CONF="$PODMAN_DIR/containers.conf" podman --root "$PODMAN_DIR/root" --runroot "$PODMAN_DIR/run"
         --storage-driver "$PODMAN_DRIVER" --cgroup-manager cgroupfs --events-backend file

@@ -23,8 +23,9 @@ TOOLS=${TOOLS:-"hoist podman ctr"}
 REF_PATH=bench/busybox:1
 [[ $(id -u) == 0 ]] || { echo "run-pod.sh needs root" >&2; exit 1; }
 bash "$BENCH_DIR/build-busybox.sh" || exit 1
-rm -rf "$WORK/logs"
-mkdir -p "$WORK/logs" "$WORK/pod"
+LOGS=$WORK/logs/pod
+rm -rf "$LOGS"
+mkdir -p "$LOGS" "$WORK/pod"
 
 cleanup() {
     [[ -n ${PODMAN_DIR:-} ]] && podman_cmd && "${PODMAN[@]}" pod rm -a -f >/dev/null 2>&1
@@ -48,11 +49,11 @@ declare -A X
 pod_time() {
     local name=$1 out
     shift
-    if out=$(python3 "$BENCH_DIR/podtime.py" SUCCESS "$@" 2>>"$WORK/logs/$name.log"); then
+    if out=$(python3 "$BENCH_DIR/podtime.py" SUCCESS "$@" 2>>"$LOGS/$name.log"); then
         T[$name]+=" ${out% *}"
         X[$name]+=" ${out#* }"
     else
-        S[$name]="failed: $(tail -n1 "$WORK/logs/$name.log" | cut -c1-120)"
+        S[$name]="failed: $(tail -n1 "$LOGS/$name.log" | cut -c1-120)"
     fi
 }
 
@@ -66,8 +67,8 @@ hoist_setup() {
     local v
     [[ -x $HOIST ]] || { S[hoist]="missing: no $HOIST (cargo build --release -p hoist)"; return 1; }
     wipe "$HOIST_DATA"
-    "$HOIST" --data-dir "$HOIST_DATA" image pull "$IMAGE" >"$WORK/logs/hoist-setup.log" 2>&1 \
-        || { S[hoist]="failed: hoist image pull: $(tail -n1 "$WORK/logs/hoist-setup.log")"; return 1; }
+    "$HOIST" --data-dir "$HOIST_DATA" image pull "$IMAGE" >"$LOGS/hoist-setup.log" 2>&1 \
+        || { S[hoist]="failed: hoist image pull: $(tail -n1 "$LOGS/hoist-setup.log")"; return 1; }
     VARIANTS+=(${VARIANTS_OF[hoist]})
 }
 hoist_always() { pod_time hoist_always "$HOIST" --data-dir "$HOIST_DATA" run -f "$WORK/pod/Always.yaml"; }
@@ -81,8 +82,8 @@ podman_setup() {
     command -v podman >/dev/null || { S[podman]="missing: apt-get install podman"; return 1; }
     podman_cmd
     "${PODMAN[@]}" pod rm -a -f >/dev/null 2>&1
-    "${PODMAN[@]}" pull -q --tls-verify=false "$IMAGE" >"$WORK/logs/podman-setup.log" 2>&1 \
-        || { S[podman]="failed: podman pull: $(tail -n1 "$WORK/logs/podman-setup.log")"; return 1; }
+    "${PODMAN[@]}" pull -q --tls-verify=false "$IMAGE" >"$LOGS/podman-setup.log" 2>&1 \
+        || { S[podman]="failed: podman pull: $(tail -n1 "$LOGS/podman-setup.log")"; return 1; }
     VARIANTS+=(${VARIANTS_OF[podman]})
 }
 # podman 4.3: `kube play` starts the pod and returns; the container is named POD-CONTAINER and
@@ -92,7 +93,7 @@ podman_play() {
     shift
     pod_time "$name" bash -c "$(printf '%q ' "${PODMAN[@]}") kube play -q --tls-verify=false $* \
         >/dev/null && $(printf '%q ' "${PODMAN[@]}") logs -f $POD-neo4j-server"
-    "${PODMAN[@]}" pod rm -f "$POD" >>"$WORK/logs/$name.log" 2>&1
+    "${PODMAN[@]}" pod rm -f "$POD" >>"$LOGS/$name.log" 2>&1
 }
 podman_always() { podman_play podman_always "$WORK/pod/Always.yaml"; }
 podman_present() { podman_play podman_present "$WORK/pod/IfNotPresent.yaml"; }
@@ -105,8 +106,8 @@ ctr_setup() {
     containerd_stop
     wipe "$CTRD"
     containerd_start || { S[ctr]="failed: containerd did not start"; return 1; }
-    ctr -a "$CTRD_SOCK" images pull --plain-http "$IMAGE" >"$WORK/logs/ctr-setup.log" 2>&1 \
-        || { S[ctr]="failed: ctr pull: $(tail -n1 "$WORK/logs/ctr-setup.log")"; return 1; }
+    ctr -a "$CTRD_SOCK" images pull --plain-http "$IMAGE" >"$LOGS/ctr-setup.log" 2>&1 \
+        || { S[ctr]="failed: ctr pull: $(tail -n1 "$LOGS/ctr-setup.log")"; return 1; }
     VARIANTS+=(${VARIANTS_OF[ctr]})
 }
 CTR_N=0
@@ -125,12 +126,18 @@ VARIANTS=()
 for t in $TOOLS; do
     "${t}_setup" || log "$t: ${S[$t]}"
 done
-for run in $(seq "$RUNS"); do
+# Round 0 is a warm-up (binaries and the image's files into the page cache), not counted.
+LOAD_START=$(load_note)
+for run in $(seq 0 "$RUNS"); do
     log "round $run/$RUNS: ${VARIANTS[*]}"
     for v in "${VARIANTS[@]}"; do
         [[ -n ${S[$v]:-} ]] || "$v"
     done
+    if ((run == 0)); then
+        for v in "${VARIANTS[@]}"; do T[$v]=; X[$v]=; done
+    fi
 done
+LOAD_END=$(load_note)
 
 # --- report ------------------------------------------------------------------------------------
 label() {
@@ -145,18 +152,20 @@ label() {
     esac
 }
 median_of() { local m; read -r m _ < <(stat_of "$1"); echo "$m"; }
-ref_podman=$(median_of "${T[podman_present]:-}")
-ref_ctr=$(median_of "${T[ctr_always]:-}")
 ms() { awk -v s="$1" 'BEGIN {printf "%.0f", s * 1000}'; }
-ratio() { [[ -n $2 ]] && awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}' || echo "—"; }
+ratio() { [[ -n $1 && -n $2 ]] && awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}' || echo "—"; }
+# Like against like: each hoist variant against the peers' variant with the same pull policy.
+declare -A PODMAN_OF=([hoist_always]=podman_always [hoist_present]=podman_present)
+declare -A CTR_OF=([hoist_always]=ctr_always [hoist_present]=ctr_present)
 mkdir -p "$BENCH_DIR/results"
 OUT=$BENCH_DIR/results/$(date -u +%Y-%m-%d)-pod.md
 {
     echo "Warm start of the tutorial's pod (\`echo SUCCESS\`, one-layer busybox image present,"
     echo "loopback registry), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -r),"
-    echo "runc $(runc --version | awk 'NR == 1 {print $3}'); $RUNS runs per row, interleaved."
+    echo "runc $(runc --version | awk 'NR == 1 {print $3}'); $RUNS runs per row, interleaved, after one"
+    echo "uncounted warm-up round. Shared machine: at the start $LOAD_START; at the end $LOAD_END."
     echo
-    echo "| command | median ms to SUCCESS | min | max | median ms to exit | × podman (IfNotPresent) | × ctr (Always) |"
+    echo "| command | median ms to SUCCESS | min | max | median ms to exit | × podman (same policy) | × ctr (same policy) |"
     echo "|---|---:|---:|---:|---:|---:|---:|"
     for t in $TOOLS; do
         for v in ${VARIANTS_OF[$t]}; do
@@ -165,9 +174,13 @@ OUT=$BENCH_DIR/results/$(date -u +%Y-%m-%d)-pod.md
                 continue
             fi
             read -r med lo hi < <(stat_of "${T[$v]}")
+            rp=— rc=—
+            if [[ -n ${PODMAN_OF[$v]:-} ]]; then
+                rp=$(ratio "$med" "$(median_of "${T[${PODMAN_OF[$v]}]:-}")")
+                rc=$(ratio "$med" "$(median_of "${T[${CTR_OF[$v]}]:-}")")
+            fi
             echo "| $(label "$v") | $(ms "$med") | $(ms "$lo") | $(ms "$hi") |" \
-                "$(ms "$(median_of "${X[$v]}")") | $(ratio "$med" "$ref_podman") |" \
-                "$(ratio "$med" "$ref_ctr") |"
+                "$(ms "$(median_of "${X[$v]}")") | $rp | $rc |"
         done
     done
 } | tee "$OUT"

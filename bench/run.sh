@@ -17,8 +17,9 @@ TOOLS=${TOOLS:-"hoist containerd podman skopeo bound_gzip bound_pigz"}
 REF_PATH=bench/big:1
 [[ $(id -u) == 0 ]] || { echo "run.sh needs root" >&2; exit 1; }
 bash "$BENCH_DIR/build-image.sh" || exit 1
-rm -rf "$WORK/logs"
-mkdir -p "$WORK/logs"
+LOGS=$WORK/logs/pull
+rm -rf "$LOGS"
+mkdir -p "$LOGS"
 
 cleanup() {
     containerd_stop
@@ -88,6 +89,7 @@ podman_cold() {
     podman_cmd
     "${PODMAN[@]}" rmi -a -f >/dev/null 2>&1
     wipe "$PODMAN_DIR"
+    podman_cmd  # the wipe took its containers.conf
     cold_caches
     if ! timed podman "${PODMAN[@]}" pull -q --tls-verify=false "$REG/$REF_PATH"; then
         if [[ $PODMAN_DRIVER == overlay ]]; then
@@ -118,6 +120,7 @@ skopeo_cold() {
 # --- raw lower bound: all blobs in parallel, curl | INFLATER -dc | tar -x ----------------------
 # Each layer goes into its own directory: no whiteouts, no ordering, no digest check.
 bound_fetch() {
+    set -o pipefail
     local inflater=$1 out=$2 manifest d i=0
     manifest=$(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
         -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
@@ -153,6 +156,7 @@ log "pushing the image"
 push "$WORK/image" bench "$REF_PATH" || { log "push failed"; exit 1; }
 export REG REF_PATH
 
+LOAD_START=$(load_note)
 active=()
 for t in $TOOLS; do
     if "${t}_check"; then active+=("$t"); else log "$t: ${S[$t]}"; fi
@@ -168,11 +172,21 @@ done
 wipe "$WORK/bound-out"
 wipe "$WORK/skopeo-out"
 
+# Warm re-pulls, round-robin like the cold ones (one untimed re-pull each first, so that the
+# first timed one does not pay for the binary's pages the cold runs of the others evicted).
+warm=()
 for t in hoist containerd podman; do
-    [[ " ${active[*]} " == *" $t "* && -z ${S[$t]:-} ]] || continue
-    log "warm re-pulls: $t x $WARM_RUNS"
-    for _ in $(seq "$WARM_RUNS"); do "${t}_warm" || break; done
+    [[ " ${active[*]} " == *" $t "* && -z ${S[$t]:-} ]] && warm+=("$t")
 done
+for t in "${warm[@]}"; do "${t}_warm"; done
+for t in "${warm[@]}"; do T[${t}_warm]=; done
+log "warm re-pulls x $WARM_RUNS: ${warm[*]}"
+for _ in $(seq "$WARM_RUNS"); do
+    for t in "${warm[@]}"; do
+        [[ -n ${S[${t}_warm]:-} ]] || "${t}_warm"
+    done
+done
+LOAD_END=$(load_note)
 containerd_stop
 
 # --- report ------------------------------------------------------------------------------------
@@ -191,6 +205,7 @@ mkdir -p "$BENCH_DIR/results"
 OUT=$BENCH_DIR/results/$(date -u +%Y-%m-%d)-pull.md
 mb() { awk -v k="$1" 'BEGIN {printf "%.0f MB", k / 1024}'; }
 median_of() { read -r m _ < <(stat_of "$1"); echo "$m"; }
+max_of() { read -r _ _ m < <(stat_of "$1"); echo "$m"; }
 
 ref_ctr=$(median_of "${T[containerd]:-}")
 ref_bound=$(median_of "${T[bound_gzip]:-}")
@@ -199,9 +214,10 @@ comp=$(jq '[.layers[].size] | add' "$WORK/image/blobs/sha256/$(jq -r '.manifests
 {
     echo "Cold pull of a 5-layer image ($((comp / 1000000)) MB compressed) from a loopback registry,"
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -r); runs per tool: $RUNS;"
-    echo "page cache dropped before each cold run: ${DROP_CACHES:-n/a}."
+    echo "page cache dropped before each cold run: ${DROP_CACHES:-n/a}. Shared machine: at the start"
+    echo "$LOAD_START; at the end $LOAD_END."
     echo
-    echo "| tool | median s | min s | max s | × containerd | × curl\\|gzip\\|tar | peak RSS |"
+    echo "| tool | median s | min s | max s | × containerd | × curl\\|gzip\\|tar | peak RSS (max of runs) |"
     echo "|---|---:|---:|---:|---:|---:|---:|"
     for t in $TOOLS; do
         if [[ -n ${S[$t]:-} || -z ${T[$t]:-} ]]; then
@@ -209,10 +225,10 @@ comp=$(jq '[.layers[].size] | add' "$WORK/image/blobs/sha256/$(jq -r '.manifests
             continue
         fi
         read -r med lo hi < <(stat_of "${T[$t]}")
-        read -r rss _ < <(stat_of "${R[$t]:-}")
+        rss=$(max_of "${R[$t]:-}")
         rss_txt=$( [[ -n $rss ]] && mb "$rss")
         case $t in
-            containerd) [[ -n ${R[containerd_daemon]:-} ]] && rss_txt="ctr $rss_txt + daemon $(mb "$(median_of "${R[containerd_daemon]}")")" ;;
+            containerd) [[ -n ${R[containerd_daemon]:-} ]] && rss_txt="ctr $rss_txt + daemon $(mb "$(max_of "${R[containerd_daemon]}")")" ;;
             bound_*) rss_txt="—" ;;
         esac
         rc=$( [[ -n $ref_ctr ]] && awk "BEGIN {printf \"%.2f\", $med / $ref_ctr}")
@@ -221,19 +237,23 @@ comp=$(jq '[.layers[].size] | add' "$WORK/image/blobs/sha256/$(jq -r '.manifests
             "${rc:-—}" "${rb:-—}" "$rss_txt"
     done
     echo
-    echo "Warm re-pull of the present image (manifest check only), $WARM_RUNS runs:"
+    echo "Warm re-pull of the present image (manifest check only), $WARM_RUNS runs each, round-robin:"
     echo
-    echo "| tool | median ms | min ms | max ms |"
-    echo "|---|---:|---:|---:|"
+    echo "| tool | median ms | min ms | max ms | × containerd | × podman |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    wref_ctr=$(median_of "${T[containerd_warm]:-}")
+    wref_pod=$(median_of "${T[podman_warm]:-}")
     for t in hoist containerd podman; do
         w=${t}_warm
         if [[ -n ${S[$w]:-} || -z ${T[$w]:-} ]]; then
-            echo "| $(label "$t") | ${S[$w]:-${S[$t]:-not run}} | | |"
+            echo "| $(label "$t") | ${S[$w]:-${S[$t]:-not run}} | | | | |"
             continue
         fi
         read -r med lo hi < <(stat_of "${T[$w]}")
-        awk -v l="$(label "$t")" -v a="$med" -v b="$lo" -v c="$hi" \
-            'BEGIN {printf "| %s | %.1f | %.1f | %.1f |\n", l, a * 1000, b * 1000, c * 1000}'
+        awk -v l="$(label "$t")" -v a="$med" -v b="$lo" -v c="$hi" -v rc="${wref_ctr:-0}" \
+            -v rp="${wref_pod:-0}" 'BEGIN {printf "| %s | %.1f | %.1f | %.1f | %s | %s |\n", l,
+                a * 1000, b * 1000, c * 1000, (rc > 0 ? sprintf("%.2f", a / rc) : "—"),
+                (rp > 0 ? sprintf("%.2f", a / rp) : "—")}'
     done
 } | tee "$OUT"
 log "written: $OUT"
