@@ -28,6 +28,9 @@ use xattr::FileExt;
 use super::OverlayXattrs;
 use super::tree::{kind, open_beneath, stat_at};
 
+/// The mode of a whiteout in the xattr form.
+const WHITEOUT_FILE_MODE: Mode = Mode::from_bits_truncate(0o600);
+
 /// Whether `name` in `dir`, whose stat is `st`, is a whiteout.
 pub(crate) fn is_whiteout(
     dir: impl AsFd,
@@ -65,8 +68,11 @@ pub(crate) fn make_whiteout(dir: &OwnedFd, name: &[u8], xattrs: OverlayXattrs) -
         Some(b"x") => {}
         _ => dir_file.set_xattr(xattrs.opaque(), b"x")?,
     }
+    // Owner read and write, not mode 0 as a device whiteout has: the kernel checks `user.*`
+    // xattrs against the inode's mode, so without root neither unpack (setting it) nor
+    // overlayfs (reading it) could get at the marker of a mode 0 file.
     let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW;
-    let fd = openat(dir, name, flags | OFlag::O_CLOEXEC, Mode::empty())?;
+    let fd = openat(dir, name, flags | OFlag::O_CLOEXEC, WHITEOUT_FILE_MODE)?;
     File::from(fd).set_xattr(xattrs.whiteout(), b"y")?;
     Ok(true)
 }
@@ -104,4 +110,34 @@ fn remove_xattr_whiteouts(dir: &OwnedFd, xattrs: OverlayXattrs) -> io::Result<()
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// Regression: xattr whiteouts were created with mode 0, so without root setting
+    /// `user.overlay.whiteout` on them failed with EACCES and every layer with a whiteout
+    /// failed to unpack (root passes the mode check, which hid it).
+    #[test]
+    fn an_xattr_whiteout_is_readable_and_writable_by_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let fd = nix::fcntl::open(
+            dir.path(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        match make_whiteout(&fd, b"gone", OverlayXattrs::User) {
+            Ok(made) => assert!(made),
+            // A filesystem without user xattrs cannot hold this form at all.
+            Err(e) if e.raw_os_error() == Some(nix::libc::EOPNOTSUPP) => return,
+            Err(e) => panic!("make_whiteout: {e}"),
+        }
+        let meta = std::fs::symlink_metadata(dir.path().join("gone")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let st = stat_at(&fd, &b"gone"[..]).unwrap().unwrap();
+        assert!(is_whiteout(&fd, b"gone", &st, OverlayXattrs::User).unwrap());
+    }
 }
