@@ -15,6 +15,19 @@ pub struct ServerArgs {
     /// The address the API server listens on (HTTPS).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
+    /// The name this machine registers as a Node; the hostname by default.
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// The OCI runtime the node agent runs containers with.
+    #[arg(long, default_value = "runc", value_parser = ["runc", "crun"])]
+    pub runtime: String,
+    /// A docker config.json with the node's own registry credentials (pods' pull secrets
+    /// come on top).
+    #[arg(long)]
+    pub authfile: Option<PathBuf>,
+    /// Serve the API only, without this machine as a node.
+    #[arg(long)]
+    pub no_agent: bool,
 }
 
 /// Where the server keeps its store, certificates and kubeconfig.
@@ -49,10 +62,84 @@ async fn serve(data_dir: &Path, args: ServerArgs) -> anyhow::Result<ExitCode> {
     );
     println!("  export KUBECONFIG={}", server.kubeconfig_path().display());
 
+    let agent = if args.no_agent {
+        None
+    } else {
+        let agent = start_agent(data_dir, &args, server.kubeconfig_path()).await?;
+        server.set_log_source(Arc::new(AgentLogs(agent.log_server())));
+        println!("hoist server: node {} is Ready", agent.node_name());
+        Some(agent)
+    };
+
     stopped().await;
     eprintln!("hoist server: stopping (containers keep running)");
+    if let Some(agent) = agent {
+        agent.shutdown().await;
+    }
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+// The agent reaches the API as any client would: through the kubeconfig, over HTTPS.
+async fn start_agent(
+    data_dir: &Path,
+    args: &ServerArgs,
+    kubeconfig: &Path,
+) -> anyhow::Result<agent::RunningAgent> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("read {}", kubeconfig.display()))?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .context("load the kubeconfig for the node agent")?;
+    let client = kube::Client::try_from(cfg).context("build the node agent's API client")?;
+    let monitor = runtime::MonitorCommand::current_exe().context("find the hoist binary")?;
+    let mut cfg = agent::AgentConfig::new(data_dir.to_path_buf(), monitor);
+    if let Some(name) = &args.node_name {
+        cfg.node_name = name.clone();
+    }
+    cfg.runtime = args.runtime.clone();
+    cfg.authfile = args.authfile.clone();
+    agent::Agent::start(client, cfg)
+        .await
+        .context("start the node agent")
+}
+
+/// `pods/log` served from the agent's CRI log files.
+struct AgentLogs(agent::LogServer);
+
+impl apiserver::LogSource for AgentLogs {
+    fn logs<'a>(
+        &'a self,
+        pod: &'a k8s_openapi::api::core::v1::Pod,
+        o: &'a apiserver::LogOptions,
+    ) -> futures_util::future::BoxFuture<'a, Result<apiserver::LogStream, apiserver::LogError>>
+    {
+        Box::pin(async move {
+            let since_time = match &o.since_time {
+                Some(t) => Some(t.parse().map_err(|_| {
+                    apiserver::LogError::BadRequest(format!(
+                        "sinceTime: {t:?} is not an RFC 3339 time"
+                    ))
+                })?),
+                None => None,
+            };
+            let req = agent::LogRequest {
+                container: Some(o.container.clone()),
+                follow: o.follow,
+                previous: o.previous,
+                tail_lines: o.tail_lines,
+                since_seconds: o.since_seconds,
+                since_time,
+                timestamps: o.timestamps,
+                limit_bytes: o.limit_bytes,
+            };
+            self.0.logs(pod, &req).await.map_err(|e| match e {
+                agent::LogError::BadRequest(m) => apiserver::LogError::BadRequest(m),
+                agent::LogError::NotFound(m) => apiserver::LogError::NotFound(m),
+                other => apiserver::LogError::Unavailable(agent::chain(&other)),
+            })
+        })
+    }
 }
 
 async fn stopped() {
