@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use image::{EnsureOutcome, NoProgress, PullPolicy, Store};
 use k8s_openapi::ByteString;
@@ -27,6 +27,8 @@ use crate::events::{PodEvent, Recorder};
 pub struct ImageWait {
     pub reason: String,
     pub message: String,
+    /// When a pull may be tried again (the back-off's end), if it can be.
+    pub retry_in: Option<Duration>,
 }
 
 pub struct ImageManager {
@@ -75,6 +77,7 @@ impl ImageManager {
         let policy: PullPolicy = policy.parse().map_err(|message| ImageWait {
             reason: "InvalidImageName".into(),
             message,
+            retry_in: None,
         })?;
 
         // Present and not to be checked again: no pull, no back-off.
@@ -98,6 +101,7 @@ impl ImageManager {
             return Err(ImageWait {
                 reason: "ErrImageNeverPull".into(),
                 message,
+                retry_in: None,
             });
         }
 
@@ -113,12 +117,12 @@ impl ImageManager {
             .get(&key)
             .cloned();
         if let Some((failed_at, error)) = &last {
-            let waiting = self
+            let retry_at = self
                 .backoff
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .in_backoff_since(&key, *failed_at, now);
-            if waiting {
+                .retry_at(&key, *failed_at, now);
+            if let Some(at) = retry_at {
                 self.recorder
                     .record(pod, PodEvent::pull_backoff(&image).about(name))
                     .await;
@@ -128,6 +132,7 @@ impl ImageManager {
                 return Err(ImageWait {
                     reason: "ImagePullBackOff".into(),
                     message: format!("Back-off pulling image {image:?}: ErrImagePull: {error}"),
+                    retry_in: Some(at.saturating_duration_since(now)),
                 });
             }
         }
@@ -185,9 +190,11 @@ impl ImageManager {
         self.recorder
             .record(pod, PodEvent::error("ErrImagePull").about(container))
             .await;
+        // The kubelet shows ErrImagePull until its next sync, then ImagePullBackOff.
         ImageWait {
             reason: "ErrImagePull".into(),
             message,
+            retry_in: Some(Duration::from_secs(1)),
         }
     }
 

@@ -296,7 +296,7 @@ impl PodWorker {
             Err(wait) => {
                 self.waiting
                     .insert(c.name.clone(), (wait.reason, wait.message));
-                return POLL.max(Duration::from_secs(1));
+                return wait.retry_in.unwrap_or(IDLE).max(POLL);
             }
         };
         self.waiting.remove(&c.name);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use agent::{Agent, AgentConfig, LogRequest, LogServer, RunningAgent};
 use futures_util::future::BoxFuture;
 use hoist_agent as agent;
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 use runtime::MonitorCommand;
 use testkit::{Registry, busybox, require};
@@ -63,6 +63,12 @@ struct Cluster {
 
 impl Cluster {
     async fn start() -> Option<Cluster> {
+        Self::start_with(None).await
+    }
+
+    /// With `credentials`, the registry demands them (htpasswd) and the image is
+    /// `private/busybox:1`.
+    async fn start_with(credentials: Option<(&str, &str)>) -> Option<Cluster> {
         if !require(testkit::ci::is_root(), "the agent needs root")
             || !require(testkit::ci::have_binary("runc"), "runc is not installed")
             || !require(
@@ -73,11 +79,17 @@ impl Cluster {
             return None;
         }
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let reg = Registry::start()?;
-        reg.push("busybox", "1", &busybox::busybox_image().build())
+        let (reg, repo) = match credentials {
+            Some((user, pass)) => (
+                Registry::start_with_htpasswd(user, pass)?,
+                "private/busybox",
+            ),
+            None => (Registry::start()?, "busybox"),
+        };
+        reg.push(repo, "1", &busybox::busybox_image().build())
             .await
             .expect("push busybox");
-        let image = format!("{}/busybox:1", reg.host());
+        let image = format!("{}/{repo}:1", reg.host());
 
         let dir = tempfile::Builder::new()
             .prefix("hoist-agent-test")
@@ -124,6 +136,20 @@ impl Cluster {
     }
 
     async fn create(&self, name: &str, policy: &str, script: &str) -> Pod {
+        self.create_with(name, policy, script, None).await
+    }
+
+    async fn create_with(
+        &self,
+        name: &str,
+        policy: &str,
+        script: &str,
+        secret: Option<&str>,
+    ) -> Pod {
+        let secrets: Vec<_> = secret
+            .iter()
+            .map(|s| serde_json::json!({ "name": s }))
+            .collect();
         let pod: Pod = serde_json::from_value(serde_json::json!({
             "apiVersion": "v1",
             "kind": "Pod",
@@ -131,6 +157,7 @@ impl Cluster {
             "spec": {
                 "restartPolicy": policy,
                 "terminationGracePeriodSeconds": 2,
+                "imagePullSecrets": secrets,
                 "containers": [{
                     "name": "main",
                     "image": self.image,
@@ -374,5 +401,77 @@ async fn restarted_agent_adopts_a_running_pod() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    c.stop().await;
+}
+
+fn waiting_of(p: &Pod) -> Option<(String, String)> {
+    let w = main_status(p)?.state?.waiting?;
+    Some((w.reason?, w.message.unwrap_or_default()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn private_image_backs_off_without_a_secret_and_runs_with_one() {
+    let Some(c) = Cluster::start_with(Some(("alice", "s3cret"))).await else {
+        return;
+    };
+    c.create("locked", "Never", "echo SUCCESS").await;
+    let pod = c
+        .wait("locked", Duration::from_secs(30), |p| {
+            waiting_of(p).is_some_and(|(r, _)| r == "ImagePullBackOff")
+        })
+        .await;
+    let (_, message) = waiting_of(&pod).unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "Back-off pulling image \"{}\": ErrImagePull: ",
+            c.image
+        )) && message.contains("401"),
+        "{message}"
+    );
+    assert_eq!(phase(&pod), "Pending");
+    let reasons = c.event_reasons("locked").await;
+    for want in [
+        format!("Failed: Failed to pull image \"{}\": ", c.image),
+        "Failed: Error: ErrImagePull".into(),
+        format!("BackOff: Back-off pulling image \"{}\"", c.image),
+        "Failed: Error: ImagePullBackOff".into(),
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.starts_with(&want)),
+            "no {want:?} event in {reasons:#?}"
+        );
+    }
+
+    // A secret as `kubectl create secret docker-registry` makes it.
+    let host = c.image.split('/').next().unwrap().to_string();
+    let auth = "YWxpY2U6czNjcmV0"; // base64 of alice:s3cret
+    let config = serde_json::json!({ "auths": { host: {
+        "username": "alice", "password": "s3cret", "auth": auth } } });
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": { "name": "regcred" },
+        "type": "kubernetes.io/dockerconfigjson",
+        "stringData": { ".dockerconfigjson": config.to_string() },
+    }))
+    .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(c.client.clone(), "default");
+    let secret = match secrets.create(&PostParams::default(), &secret).await {
+        Ok(s) => s,
+        Err(e) => panic!("create secret: {e}"),
+    };
+    assert!(
+        secret
+            .data
+            .is_some_and(|d| d.contains_key(".dockerconfigjson"))
+    );
+
+    c.create_with("unlocked", "Never", "echo SUCCESS", Some("regcred"))
+        .await;
+    c.wait("unlocked", Duration::from_secs(60), |p| {
+        phase(p) == "Succeeded"
+    })
+    .await;
+    assert_eq!(c.log("unlocked", false).await, "SUCCESS\n");
     c.stop().await;
 }
