@@ -74,6 +74,9 @@ pub struct AgentConfig {
     pub monitor: MonitorCommand,
     /// A docker `config.json` with the node's own registry credentials.
     pub authfile: Option<PathBuf>,
+    /// When container logs are rotated (the kubelet's `containerLogMaxSize` and
+    /// `containerLogMaxFiles`: 10 MiB, 5 files).
+    pub log_rotation: runtime::logs::Rotation,
 }
 
 impl AgentConfig {
@@ -85,6 +88,7 @@ impl AgentConfig {
             runtime: "runc".into(),
             monitor,
             authfile: None,
+            log_rotation: Default::default(),
         }
     }
 }
@@ -120,12 +124,13 @@ impl Agent {
             .parse()
             .map_err(|_| AgentError::UnknownRuntime(cfg.runtime.clone()))?;
         let data_dir = cfg.data_dir.clone();
-        let rt = Runtime::new(&data_dir, kind, cfg.monitor.clone()).map_err(|source| {
+        let mut rt = Runtime::new(&data_dir, kind, cfg.monitor.clone()).map_err(|source| {
             AgentError::Runtime {
                 path: data_dir.clone(),
                 source,
             }
         })?;
+        rt.set_log_rotation(cfg.log_rotation);
         let store = image::Store::open(&data_dir).map_err(|source| AgentError::Images {
             path: data_dir.clone(),
             source,

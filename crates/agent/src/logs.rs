@@ -6,17 +6,18 @@
 //! Files are the runtime's: `<data>/pods/<ns>_<name>_<uid>/<container>/<restart>.log`. The
 //! current instance is the highest number, the previous one the next lower.
 //!
-//! Rotation (10 MiB × 5 files in the issue) is not done: a container's log grows until the
-//! container is replaced, so a chatty long-running container can fill the disk.
+//! The container's monitor rotates its file (10 MiB × 5 files by default, see
+//! `runtime::logs`). As with the kubelet, a plain read serves the current file only, and
+//! `follow` goes on into the new file when the one it reads is rotated.
 
-use std::io::{self, Read, Seek};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
-use runtime::logs::{Record, parse_record};
+use runtime::logs::{Follower, Record};
 use runtime::state::{self, ContainerStatus};
 
 /// How often a followed file is read for more.
@@ -72,13 +73,13 @@ impl LogServer {
     ) -> Result<BoxStream<'static, io::Result<Bytes>>, LogError> {
         let path = self.log_path(pod, opts)?;
         let mut fmt = Format::new(opts, jiff::Timestamp::now());
-        let text = std::fs::read(&path).map_err(|source| LogError::Io {
+        let io_err = |source| LogError::Io {
             path: path.clone(),
             source,
-        })?;
-        // Only whole records: a line being written is the follower's to send.
-        let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let records = parse_all(&text[..whole]);
+        };
+        // One open file serves what is there and what follows, even across a rotation.
+        let mut follower = Follower::open(&path).map_err(io_err)?;
+        let records = follower.read_new().map_err(io_err)?;
         let skip = match opts.tail_lines {
             Some(n) if n >= 0 => records.len().saturating_sub(n as usize),
             _ => 0,
@@ -98,7 +99,7 @@ impl LogServer {
 
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(16);
         let data_dir = self.data_dir.clone();
-        tokio::task::spawn_blocking(move || follow(&data_dir, &path, whole as u64, fmt, tx));
+        tokio::task::spawn_blocking(move || follow(&data_dir, &path, follower, fmt, tx));
         let rest = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
         Ok(head.chain(rest).boxed())
     }
@@ -175,13 +176,6 @@ pub fn restart_numbers(dir: &Path) -> Vec<u32> {
     numbers
 }
 
-fn parse_all(text: &[u8]) -> Vec<Record> {
-    text.split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .filter_map(parse_record)
-        .collect()
-}
-
 /// Turns records into the bytes `pods/log` sends: since, timestamps and the byte limit.
 pub struct Format {
     since: Option<jiff::Timestamp>,
@@ -242,17 +236,10 @@ impl Format {
 fn follow(
     data_dir: &Path,
     path: &Path,
-    offset: u64,
+    mut follower: Follower,
     mut fmt: Format,
     tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
 ) {
-    let mut follower = match open_at(path, offset) {
-        Ok(f) => f,
-        Err(e) => {
-            let _ = tx.blocking_send(Err(e));
-            return;
-        }
-    };
     loop {
         // Read the state before the file, so a final write is never missed.
         let exited = container_exited(data_dir, path);
@@ -279,33 +266,6 @@ fn follow(
         }
         std::thread::sleep(POLL);
     }
-}
-
-/// A log file read from an offset on, one complete record at a time (as
-/// `runtime::logs::Follower`, which reads from the start).
-struct Tail {
-    file: std::fs::File,
-    pending: Vec<u8>,
-}
-
-impl Tail {
-    fn read_new(&mut self) -> io::Result<Vec<Record>> {
-        self.file.read_to_end(&mut self.pending)?;
-        let Some(end) = self.pending.iter().rposition(|&b| b == b'\n') else {
-            return Ok(Vec::new());
-        };
-        let complete: Vec<u8> = self.pending.drain(..=end).collect();
-        Ok(parse_all(&complete))
-    }
-}
-
-fn open_at(path: &Path, offset: u64) -> io::Result<Tail> {
-    let mut file = std::fs::File::open(path)?;
-    file.seek(io::SeekFrom::Start(offset))?;
-    Ok(Tail {
-        file,
-        pending: Vec::new(),
-    })
 }
 
 /// The one field of a container's record that says which log it writes.

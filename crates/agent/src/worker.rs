@@ -369,16 +369,20 @@ impl PodWorker {
         POLL
     }
 
-    /// Removes log files older than the previous run's.
+    /// Removes the log files (rotated ones too) of runs older than the previous one.
     fn prune_logs(&self, c: &Container, restart: u32) {
         let dir = self
             .shared
             .runtime
             .pod_log_dir(&self.namespace, &self.name, &self.uid)
             .join(&c.name);
-        for n in crate::logs::restart_numbers(&dir) {
-            if n + 1 < restart {
-                let _ = std::fs::remove_file(dir.join(format!("{n}.log")));
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let run = name
+                .split_once(".log")
+                .and_then(|(n, _)| n.parse::<u32>().ok());
+            if run.is_some_and(|n| n + 1 < restart) {
+                let _ = std::fs::remove_file(e.path());
             }
         }
     }

@@ -69,6 +69,13 @@ impl Cluster {
     /// With `credentials`, the registry demands them (htpasswd) and the image is
     /// `private/busybox:1`.
     async fn start_with(credentials: Option<(&str, &str)>) -> Option<Cluster> {
+        Self::start_full(credentials, Default::default()).await
+    }
+
+    async fn start_full(
+        credentials: Option<(&str, &str)>,
+        rotation: runtime::logs::Rotation,
+    ) -> Option<Cluster> {
         if !require(testkit::ci::is_root(), "the agent needs root")
             || !require(testkit::ci::have_binary("runc"), "runc is not installed")
             || !require(
@@ -116,6 +123,7 @@ impl Cluster {
         };
         let mut cfg = AgentConfig::new(data.clone(), monitor);
         cfg.node_name = "hoist-test-node".into();
+        cfg.log_rotation = rotation;
         let agent = Agent::start(client.clone(), cfg)
             .await
             .expect("agent starts");
@@ -473,5 +481,54 @@ async fn private_image_backs_off_without_a_secret_and_runs_with_one() {
     })
     .await;
     assert_eq!(c.log("unlocked", false).await, "SUCCESS\n");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn follow_goes_on_across_log_rotation() {
+    use futures_util::AsyncBufReadExt;
+
+    let rotation = runtime::logs::Rotation {
+        max_size: 2048,
+        max_files: 2,
+    };
+    let Some(c) = Cluster::start_full(None, rotation).await else {
+        return;
+    };
+    let script =
+        "sleep 1; i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1)); usleep 5000; done";
+    c.create("chatty", "Never", script).await;
+    c.wait("chatty", Duration::from_secs(60), |p| phase(p) == "Running")
+        .await;
+    let params = LogParams {
+        follow: true,
+        ..Default::default()
+    };
+    let stream = c
+        .pods()
+        .log_stream("chatty", &params)
+        .await
+        .expect("follow");
+    let mut lines = stream.lines();
+    let mut got = Vec::new();
+    while let Some(line) = futures_util::StreamExt::next(&mut lines).await {
+        got.push(line.expect("a line"));
+    }
+    let want: Vec<String> = (0..300).map(|i| format!("line {i}")).collect();
+    assert_eq!(got, want, "every line once, in order");
+
+    // The files: the current one and one rotated; a plain read serves the current one.
+    let dir = std::fs::read_dir(c.data.join("pods"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let files = std::fs::read_dir(dir.path().join("main")).unwrap().count();
+    assert_eq!(files, 2);
+    let tail = c.log("chatty", false).await;
+    assert!(
+        tail.ends_with("line 299\n") && !tail.starts_with("line 0\n"),
+        "{tail}"
+    );
     c.stop().await;
 }

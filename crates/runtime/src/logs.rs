@@ -13,11 +13,22 @@
 //!
 //! Two streams (stdout, stderr) share one file; a [`LogFile`] behind a mutex serialises
 //! whole records so lines never interleave mid-record.
+//!
+//! Rotation ([`Rotation`], 10 MiB × 5 files by default, the kubelet's
+//! `containerLogMaxSize` and `containerLogMaxFiles`) is done by the writer itself: once the
+//! file reaches the size after a whole record, it is renamed to `<file>.<timestamp>`, a new
+//! file takes its place, and the oldest rotated files go so that at most `max_files` remain.
+//! The kubelet does the renaming and asks containerd to reopen; writing in one place loses
+//! no line between the two. A [`Follower`] moves on to the new file once the old one is
+//! drained.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
-use std::path::Path;
+use std::io::{self, BufWriter, Read, Seek, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
 
 use crate::time;
 
@@ -39,33 +50,131 @@ impl Stream {
     }
 }
 
+/// When a log file is rotated, and how many files of one container's run are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rotation {
+    /// Bytes after which the file is rotated.
+    pub max_size: u64,
+    /// Files kept, the one being written included (at least 1: then rotated files are
+    /// removed at once).
+    pub max_files: usize,
+}
+
+impl Default for Rotation {
+    /// The kubelet's defaults: 10 MiB, 5 files.
+    fn default() -> Self {
+        Rotation {
+            max_size: 10 * 1024 * 1024,
+            max_files: 5,
+        }
+    }
+}
+
+struct Writer {
+    out: BufWriter<File>,
+    path: PathBuf,
+    written: u64,
+    rotation: Option<Rotation>,
+}
+
+impl Writer {
+    fn open(path: &Path, rotation: Option<Rotation>) -> io::Result<Writer> {
+        let file = File::options().create(true).append(true).open(path)?;
+        let written = file.metadata()?.len();
+        Ok(Writer {
+            out: BufWriter::with_capacity(64 * 1024, file),
+            path: path.to_path_buf(),
+            written,
+            rotation,
+        })
+    }
+
+    /// Renames the full file aside, starts a new one, and removes the oldest rotated files.
+    fn rotate(&mut self, rotation: Rotation) -> io::Result<()> {
+        self.out.flush()?;
+        let rotated = rotated_name(&self.path);
+        std::fs::rename(&self.path, &rotated)?;
+        *self = Writer::open(&self.path, Some(rotation))?;
+        let old = rotated_files(&self.path);
+        let excess = old
+            .len()
+            .saturating_sub(rotation.max_files.saturating_sub(1));
+        for f in &old[..excess] {
+            let _ = std::fs::remove_file(f);
+        }
+        Ok(())
+    }
+}
+
+/// `<path>.<UTC time to the nanosecond>`: sorts by age as text.
+fn rotated_name(path: &Path) -> PathBuf {
+    let stamp: String = time::now().chars().filter(|c| c.is_ascii_digit()).collect();
+    let (date, rest) = stamp.split_at(8.min(stamp.len()));
+    let (clock, nanos) = rest.split_at(6.min(rest.len()));
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{date}-{clock}.{nanos}"));
+    PathBuf::from(name)
+}
+
+/// The rotated files of the log at `path`, oldest first.
+pub fn rotated_files(path: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    files
+}
+
 /// An open log file shared by a container's two streams.
 #[derive(Clone)]
 pub struct LogFile {
-    out: Arc<Mutex<BufWriter<File>>>,
+    out: Arc<Mutex<Writer>>,
 }
 
 impl LogFile {
-    /// Opens (appending, creating if needed) the log file at `path`.
+    /// Opens (appending, creating if needed) the log file at `path`; it is never rotated.
     pub fn open(path: &Path) -> io::Result<Self> {
-        let file = File::options().create(true).append(true).open(path)?;
+        Self::open_rotating(path, None)
+    }
+
+    /// Opens the log file at `path`, rotated as `rotation` says (see the module header).
+    pub fn open_rotating(path: &Path, rotation: Option<Rotation>) -> io::Result<Self> {
         Ok(Self {
-            out: Arc::new(Mutex::new(BufWriter::with_capacity(64 * 1024, file))),
+            out: Arc::new(Mutex::new(Writer::open(path, rotation)?)),
         })
     }
 
     fn record(&self, stream: Stream, partial: bool, text: &[u8]) -> io::Result<()> {
         let tag = if partial { "P" } else { "F" };
         let head = format!("{} {} {tag} ", time::now(), stream.as_str());
-        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        out.write_all(head.as_bytes())?;
-        out.write_all(text)?;
-        out.write_all(b"\n")
+        let mut w = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        w.out.write_all(head.as_bytes())?;
+        w.out.write_all(text)?;
+        w.out.write_all(b"\n")?;
+        w.written += (head.len() + text.len() + 1) as u64;
+        if let Some(r) = w.rotation
+            && w.written >= r.max_size
+        {
+            w.rotate(r)?;
+        }
+        Ok(())
     }
 
     /// Writes buffered records to the file.
     pub fn flush(&self) -> io::Result<()> {
-        self.out.lock().unwrap_or_else(|e| e.into_inner()).flush()
+        self.out
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .out
+            .flush()
     }
 
     /// Copies `reader` into the log as `stream` until end of file, splitting lines as the
@@ -165,18 +274,35 @@ pub fn reassemble<'a>(records: impl IntoIterator<Item = &'a Record>, stream: Str
 }
 
 /// Reads a CRI log file as it grows, one complete record at a time (a line still being
-/// written waits for its newline).
+/// written waits for its newline), moving on to the new file when it is rotated.
 pub struct Follower {
+    path: PathBuf,
     file: File,
     pending: Vec<u8>,
 }
 
 impl Follower {
     pub fn open(path: &Path) -> io::Result<Self> {
+        Self::open_at(path, 0)
+    }
+
+    /// Follows `path` from byte `offset` on.
+    pub fn open_at(path: &Path, offset: u64) -> io::Result<Self> {
+        let mut file = File::open(path)?;
+        file.seek(io::SeekFrom::Start(offset))?;
         Ok(Follower {
-            file: File::open(path)?,
+            path: path.to_path_buf(),
+            file,
             pending: Vec::new(),
         })
+    }
+
+    /// Whether the file at the path is no longer the one open (it was rotated).
+    fn rotated(&self) -> bool {
+        let (Ok(open), Ok(now)) = (self.file.metadata(), std::fs::metadata(&self.path)) else {
+            return false;
+        };
+        (open.dev(), open.ino()) != (now.dev(), now.ino())
     }
 
     /// The records appended since the last call; lines that are not CRI records are
@@ -184,11 +310,19 @@ impl Follower {
     pub fn read_new(&mut self) -> io::Result<Vec<Record>> {
         let mut chunk = [0u8; 64 * 1024];
         loop {
-            let n = self.file.read(&mut chunk)?;
-            if n == 0 {
+            // Checked before reading, so that what the old file got last is read first.
+            let rotated = self.rotated();
+            loop {
+                let n = self.file.read(&mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                self.pending.extend_from_slice(&chunk[..n]);
+            }
+            if !rotated {
                 break;
             }
-            self.pending.extend_from_slice(&chunk[..n]);
+            self.file = File::open(&self.path)?;
         }
         let Some(end) = self.pending.iter().rposition(|&b| b == b'\n') else {
             return Ok(Vec::new());
@@ -244,6 +378,32 @@ mod tests {
             (Stream::Stderr, true)
         );
         assert!(f.read_new().unwrap().is_empty());
+    }
+
+    #[test]
+    fn rotation_keeps_max_files_and_the_follower_reads_across() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        let rotation = Rotation {
+            max_size: 200,
+            max_files: 3,
+        };
+        let log = LogFile::open_rotating(&path, Some(rotation)).unwrap();
+        let mut follower = Follower::open(&path).unwrap();
+        let mut seen = Vec::new();
+        for i in 0..40 {
+            log.copy_stream(Stream::Stdout, format!("line {i}\n").as_bytes())
+                .unwrap();
+            seen.extend(follower.read_new().unwrap());
+        }
+        let texts: Vec<String> = seen
+            .iter()
+            .map(|r| String::from_utf8(r.text.clone()).unwrap())
+            .collect();
+        let want: Vec<String> = (0..40).map(|i| format!("line {i}")).collect();
+        assert_eq!(texts, want, "every line once, in order, across rotations");
+        assert_eq!(rotated_files(&path).len(), 2);
+        assert!(std::fs::metadata(&path).unwrap().len() < 200);
     }
 
     #[test]

@@ -206,7 +206,8 @@ fn supervise(
             message: "bad pid file".into(),
         })?;
 
-    let log = LogFile::open(&record.log_path).map_err(io("opening the log file"))?;
+    let log = LogFile::open_rotating(&record.log_path, record.log_rotation)
+        .map_err(io("opening the log file"))?;
     let copiers: Vec<_> = [(Stream::Stdout, out_r), (Stream::Stderr, err_r)]
         .into_iter()
         .map(|(stream, fd)| {

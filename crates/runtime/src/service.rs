@@ -25,6 +25,7 @@ use oci::ImageConfig;
 
 use crate::bundle::{self, BundleError, BundleInput};
 use crate::ids::Id;
+use crate::logs::Rotation;
 use crate::oci_runtime::{OciError, OciRuntime, RuntimeKind};
 use crate::sandbox::{self, SandboxConfig, SandboxError, SandboxRecord};
 use crate::state::{self, ContainerRecord, ContainerStatus};
@@ -106,6 +107,7 @@ pub struct Runtime {
     monitor: MonitorCommand,
     cgroups: cgroups::Mode,
     swap_limit: bool,
+    log_rotation: Rotation,
 }
 
 impl Runtime {
@@ -127,7 +129,14 @@ impl Runtime {
             monitor,
             cgroups: mode,
             swap_limit: cgroups::swap_limit_supported(mode),
+            log_rotation: Rotation::default(),
         })
+    }
+
+    /// How the logs of containers created from now on are rotated (10 MiB × 5 files
+    /// unless set).
+    pub fn set_log_rotation(&mut self, rotation: Rotation) {
+        self.log_rotation = rotation;
     }
 
     pub fn oci(&self) -> &OciRuntime {
@@ -253,6 +262,9 @@ impl Runtime {
         let log_path = log_dir.join(format!("{}.log", req.restart));
         // A log of an earlier run with the same number (a retried start) starts afresh.
         let _ = std::fs::remove_file(&log_path);
+        for rotated in crate::logs::rotated_files(&log_path) {
+            let _ = std::fs::remove_file(rotated);
+        }
 
         let record = ContainerRecord {
             id: id.to_string(),
@@ -265,6 +277,7 @@ impl Runtime {
             created_at: time::now(),
             bundle: bundle_dir,
             log_path,
+            log_rotation: Some(self.log_rotation),
             cgroups_path,
             runtime: self.oci.clone(),
         };

@@ -33,6 +33,9 @@ pub struct ContainerRecord {
     pub created_at: String,
     pub bundle: PathBuf,
     pub log_path: PathBuf,
+    /// How the monitor rotates the log; `None` (records of before rotation) never rotates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_rotation: Option<crate::logs::Rotation>,
     pub cgroups_path: String,
     pub runtime: OciRuntime,
 }
