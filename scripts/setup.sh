@@ -27,6 +27,17 @@ if command -v systemctl >/dev/null && systemctl is-active -q docker-registry 2>/
   systemctl stop docker-registry || true
 fi
 
+# The stock kubectl, for the demo and the API tests: Google's `kubectl` package puts the
+# versioned clients (kubectl.1.27 ... kubectl.1.33) beside its dispatcher.
+if [ ! -x /usr/lib/google-cloud-sdk/bin/kubectl.1.33 ]; then
+  if ! apt-get install -y -q --no-install-recommends kubectl >/dev/null 2>&1 \
+    || [ ! -x /usr/lib/google-cloud-sdk/bin/kubectl.1.33 ]; then
+    echo "setup: the stock kubectl 1.27-1.33 are missing: install the \`kubectl\` package from" \
+      "Google's Cloud SDK apt repository, then run this again" >&2
+    exit 1
+  fi
+fi
+
 if ! command -v cargo >/dev/null; then
   # Debian 12's rustc (1.63) is too old for this workspace (edition 2024).
   echo "setup: cargo not found; install Rust 1.95 or later with rustup, then run this again" >&2
