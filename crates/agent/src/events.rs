@@ -91,6 +91,11 @@ impl PodEvent {
         Self::new(EventType::Warning, "Failed", format!("Error: {what}"))
     }
 
+    pub fn sandbox_failed(error: &str) -> Self {
+        let message = format!("Failed to create pod sandbox: {error}");
+        Self::new(EventType::Warning, "FailedCreatePodSandBox", message)
+    }
+
     pub fn pull_backoff(image: &str) -> Self {
         let message = format!("Back-off pulling image {image:?}");
         Self::new(EventType::Normal, "BackOff", message)

@@ -54,6 +54,8 @@ pub struct HostFacts {
     pub boot_id: String,
     pub cpus: usize,
     pub memory_kib: u64,
+    /// When the agent started: its conditions hold since then.
+    pub started: jiff::Timestamp,
 }
 
 impl HostFacts {
@@ -73,6 +75,7 @@ impl HostFacts {
             boot_id: read("/proc/sys/kernel/random/boot_id"),
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             memory_kib: mem_total_kib(&read("/proc/meminfo")),
+            started: jiff::Timestamp::now(),
         }
     }
 }
@@ -105,20 +108,27 @@ pub fn go_arch(arch: &str) -> &str {
     }
 }
 
-fn condition(kind: &str, ok: bool, reason: &str, message: &str, now: Time) -> NodeCondition {
+/// `times`: now, and since when the condition holds.
+fn condition(
+    kind: &str,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    times: &(jiff::Timestamp, jiff::Timestamp),
+) -> NodeCondition {
     NodeCondition {
         type_: kind.into(),
         status: if ok { "True" } else { "False" }.into(),
         reason: Some(reason.into()),
         message: Some(message.into()),
-        last_heartbeat_time: Some(now.clone()),
-        last_transition_time: Some(now),
+        last_heartbeat_time: Some(Time(times.0)),
+        last_transition_time: Some(Time(times.1)),
     }
 }
 
 /// The node's status as the kubelet posts it.
 pub fn node_status(name: &str, facts: &HostFacts, now: jiff::Timestamp) -> NodeStatus {
-    let now = Time(now);
+    let now = &(now, facts.started);
     let resources = BTreeMap::from([
         ("cpu".to_string(), Quantity(facts.cpus.to_string())),
         (
@@ -136,21 +146,21 @@ pub fn node_status(name: &str, facts: &HostFacts, now: jiff::Timestamp) -> NodeS
                 false,
                 "KubeletHasSufficientMemory",
                 "kubelet has sufficient memory available",
-                now.clone(),
+                now,
             ),
             condition(
                 "DiskPressure",
                 false,
                 "KubeletHasNoDiskPressure",
                 "kubelet has no disk pressure",
-                now.clone(),
+                now,
             ),
             condition(
                 "PIDPressure",
                 false,
                 "KubeletHasSufficientPID",
                 "kubelet has sufficient PID available",
-                now.clone(),
+                now,
             ),
             condition(
                 "Ready",

@@ -159,8 +159,7 @@ impl PodWorker {
             if let Err(e) = self.create_sandbox().await {
                 let message = crate::chain(e.as_ref());
                 tracing::warn!(error = %message, "creating the sandbox");
-                let event =
-                    PodEvent::error(&format!("failed to create the pod sandbox: {message}"));
+                let event = PodEvent::sandbox_failed(&message);
                 self.shared.recorder.record(&self.pod, event).await;
                 return IDLE;
             }

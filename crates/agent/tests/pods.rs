@@ -397,18 +397,41 @@ async fn restarted_agent_adopts_a_running_pod() {
 
     assert_eq!(c.log("sleeper", false).await, "up\n");
 
+    // A graceful delete: SIGTERM (which `sleep` as PID 1 ignores), SIGKILL after the pod's
+    // 2 s, the sandbox removed, then the pod deleted by the agent.
+    let begun = Instant::now();
     c.pods()
         .delete("sleeper", &DeleteParams::default())
         .await
         .expect("delete");
-    let start = Instant::now();
+    let marked = c
+        .pods()
+        .get("sleeper")
+        .await
+        .expect("still there while it stops");
+    assert!(marked.metadata.deletion_timestamp.is_some());
     while c.pods().get_opt("sleeper").await.unwrap().is_some() {
         assert!(
-            start.elapsed() < Duration::from_secs(30),
+            begun.elapsed() < Duration::from_secs(30),
             "pod never went away"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert!(
+        begun.elapsed() >= Duration::from_secs(2),
+        "the grace period was given"
+    );
+    let reasons = c.event_reasons("sleeper").await;
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r == "Killing: Stopping container main"),
+        "no Killing event in {reasons:#?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(c.data.join("sandboxes")).unwrap().count(),
+        0
+    );
     c.stop().await;
 }
 
