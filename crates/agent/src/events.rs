@@ -91,6 +91,11 @@ impl PodEvent {
         Self::new(EventType::Warning, "Failed", format!("Error: {what}"))
     }
 
+    pub fn never_pull(image: &str) -> Self {
+        let message = format!("Container image {image:?} is not present with pull policy of Never");
+        Self::new(EventType::Warning, "ErrImageNeverPull", message)
+    }
+
     pub fn sandbox_failed(error: &str) -> Self {
         let message = format!("Failed to create pod sandbox: {error}");
         Self::new(EventType::Warning, "FailedCreatePodSandBox", message)

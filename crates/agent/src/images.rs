@@ -93,7 +93,7 @@ impl ImageManager {
         if policy == PullPolicy::Never {
             let message =
                 format!("Container image {image:?} is not present with pull policy of Never");
-            let event = PodEvent::pull_failed(&message).about(name);
+            let event = PodEvent::never_pull(&image).about(name);
             self.recorder.record(pod, event).await;
             self.recorder
                 .record(pod, PodEvent::error("ErrImageNeverPull").about(name))

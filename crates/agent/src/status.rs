@@ -79,7 +79,8 @@ fn terminated(i: &Instance) -> Option<ContainerState> {
             exit_code: *code,
             reason: Some(reason.clone()),
             message: message.clone(),
-            started_at: i.started_at.as_deref().and_then(time),
+            // A run too short to be seen running: its creation is the nearest known time.
+            started_at: time(i.started_at.as_deref().unwrap_or(&i.created_at)),
             finished_at: time(finished_at),
             container_id: Some(format!("hoist://{}", i.id)),
             signal: None,

@@ -555,3 +555,53 @@ async fn follow_goes_on_across_log_rotation() {
     );
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pods_deleted_while_the_agent_was_down_are_cleaned_up() {
+    let Some(mut c) = Cluster::start().await else {
+        return;
+    };
+    c.create("orphan", "Always", "exec sleep 600").await;
+    c.wait("orphan", Duration::from_secs(60), |p| phase(p) == "Running")
+        .await;
+    c.agent.take().unwrap().shutdown().await;
+
+    // Forced: gone from the API at once, with nobody on the node to see it go.
+    let force = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
+    c.pods().delete("orphan", &force).await.expect("delete");
+    assert!(c.pods().get_opt("orphan").await.unwrap().is_none());
+    assert_eq!(
+        std::fs::read_dir(c.data.join("sandboxes")).unwrap().count(),
+        1
+    );
+
+    let monitor = MonitorCommand {
+        program: env!("CARGO_BIN_EXE_hoist-agent-monitor").into(),
+        args: vec![],
+    };
+    let mut cfg = AgentConfig::new(c.data.clone(), monitor);
+    cfg.node_name = "hoist-test-node".into();
+    c.agent = Some(
+        Agent::start(c.client.clone(), cfg)
+            .await
+            .expect("agent restarts"),
+    );
+    let start = Instant::now();
+    while std::fs::read_dir(c.data.join("sandboxes")).unwrap().count() > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "sandbox left behind"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        std::fs::read_dir(c.data.join("containers"))
+            .unwrap()
+            .count(),
+        0
+    );
+    c.stop().await;
+}
