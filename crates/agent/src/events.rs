@@ -51,6 +51,12 @@ impl PodEvent {
         }
     }
 
+    /// The same event with another message.
+    pub fn with_message(mut self, message: String) -> Self {
+        self.message = message;
+        self
+    }
+
     /// The event about container `name`.
     pub fn about(mut self, name: &str) -> Self {
         self.container = Some(name.to_string());

@@ -23,7 +23,7 @@ const DEFAULT_GRACE: i64 = 30;
 const GONE_GRACE: Duration = Duration::from_secs(2);
 
 impl PodWorker {
-    fn grace(&self) -> Duration {
+    pub(crate) fn grace(&self) -> Duration {
         let secs = self
             .pod
             .metadata

@@ -49,6 +49,8 @@ pub struct PodWorker {
     waiting: HashMap<String, (String, String)>,
     /// When each container instance was seen to start.
     started_at: HashMap<String, String>,
+    /// The pod's containers by ID, once scanned (see [`PodWorker::instances`]).
+    known: Option<HashMap<String, ContainerRecord>>,
     last_status: Option<serde_json::Value>,
 }
 
@@ -65,6 +67,7 @@ impl PodWorker {
             crash: Backoff::default(),
             waiting: HashMap::new(),
             started_at: HashMap::new(),
+            known: None,
             last_status: None,
         }
     }
@@ -99,22 +102,39 @@ impl PodWorker {
         (spec.init_containers.unwrap_or_default(), spec.containers)
     }
 
-    /// The runtime's containers of this pod by name, latest run last.
+    /// The runtime's containers of this pod by name, latest run last. The first call scans
+    /// the data directory (adopting what an earlier agent started); later ones read only
+    /// the records this worker knows, so a pass costs the same however many pods run.
     fn instances(&mut self) -> HashMap<String, Vec<(ContainerRecord, ContainerStatus)>> {
-        let rt = &self.shared.runtime;
+        let rt = self.shared.runtime.clone();
+        let known = self.known.get_or_insert_with(|| {
+            let mine = rt
+                .list_containers()
+                .into_iter()
+                .filter(|c| c.pod_uid == self.uid);
+            mine.map(|c| (c.id.clone(), c)).collect()
+        });
         let mut by_name: HashMap<String, Vec<_>> = HashMap::new();
-        for r in rt
-            .list_containers()
-            .into_iter()
-            .filter(|c| c.pod_uid == self.uid)
-        {
-            let Ok(s) = rt.container_status(&r.id) else {
-                continue;
+        let mut lost = Vec::new();
+        for r in known.values() {
+            let s = match rt.container_status(&r.id) {
+                Ok(s) => s,
+                Err(runtime::RuntimeError::NoContainer { .. }) => {
+                    lost.push(r.id.clone());
+                    continue;
+                }
+                Err(_) => continue,
             };
             if let ContainerStatus::Running { started_at, .. } = &s {
                 self.started_at.insert(r.id.clone(), started_at.clone());
             }
-            by_name.entry(r.name.clone()).or_default().push((r, s));
+            by_name
+                .entry(r.name.clone())
+                .or_default()
+                .push((r.clone(), s));
+        }
+        for id in lost {
+            known.remove(&id);
         }
         for list in by_name.values_mut() {
             list.sort_by_key(|(r, _)| r.restart);
@@ -200,6 +220,13 @@ impl PodWorker {
                             wake = wake.min(self.restart(c, latest.as_ref()).await);
                         }
                     }
+                    Some(ContainerStatus::Running { .. })
+                        if latest
+                            .as_ref()
+                            .is_some_and(|(r, _)| Some(&r.image) != c.image.as_ref()) =>
+                    {
+                        wake = wake.min(self.replace(c, latest.as_ref()).await);
+                    }
                     Some(_) => wake = POLL,
                 }
             }
@@ -275,6 +302,31 @@ impl PodWorker {
         self.start(c, restart, Some(record.id.clone())).await
     }
 
+    /// Stops a running container whose spec changed (a new image, the one field of a pod's
+    /// container that may change) and starts it anew, as the kubelet does.
+    async fn replace(
+        &mut self,
+        c: &Container,
+        latest: Option<&(ContainerRecord, ContainerStatus)>,
+    ) -> Duration {
+        let Some((record, _)) = latest else {
+            return POLL;
+        };
+        let message = format!("Container {} definition changed, will be restarted", c.name);
+        let event = PodEvent::killing(&c.name).with_message(message);
+        self.shared
+            .recorder
+            .record(&self.pod, event.about(&c.name))
+            .await;
+        let rt = self.shared.runtime.clone();
+        let (id, grace) = (record.id.clone(), self.grace());
+        if let Err(e) = blocking(move || rt.stop_container(&id, grace)).await {
+            tracing::warn!(error = %crate::chain(&e), "stopping the changed container");
+        }
+        self.start(c, record.restart + 1, Some(record.id.clone()))
+            .await
+    }
+
     /// Ensures the image, then creates and starts run number `restart` of `c`.
     async fn start(&mut self, c: &Container, restart: u32, replaces: Option<String>) -> Duration {
         let image = c.image.as_deref().unwrap_or_default();
@@ -304,18 +356,20 @@ impl PodWorker {
         };
 
         // Keep one earlier run (the `previous` log and lastState), as the kubelet does.
+        let known = self.known.get_or_insert_with(HashMap::new);
+        let older: Vec<String> = known
+            .values()
+            .filter(|r| r.name == c.name && Some(&r.id) != replaces.as_ref())
+            .map(|r| r.id.clone())
+            .collect();
+        for id in &older {
+            known.remove(id);
+        }
         let rt = self.shared.runtime.clone();
-        let keep = replaces.clone();
-        let (uid, name) = (self.uid.clone(), c.name.clone());
-        let _ = blocking(move || {
-            for old in rt.list_containers() {
-                if old.pod_uid == uid && old.name == name && Some(&old.id) != keep.as_ref() {
-                    rt.remove_container(&old.id)?;
-                }
-            }
-            Ok::<_, runtime::RuntimeError>(())
-        })
-        .await;
+        let removed = blocking(move || older.iter().try_for_each(|id| rt.remove_container(id)));
+        if let Err(e) = removed.await {
+            tracing::warn!(error = %crate::chain(&e), "removing an earlier run");
+        }
 
         let rt = self.shared.runtime.clone();
         let (pod, container) = (self.pod.clone(), c.clone());
@@ -347,6 +401,9 @@ impl PodWorker {
                 return IDLE;
             }
         };
+        self.known
+            .get_or_insert_with(HashMap::new)
+            .insert(record.id.clone(), record.clone());
         self.prune_logs(c, restart);
         let event = PodEvent::created(&c.name).about(&c.name);
         self.shared.recorder.record(&self.pod, event).await;

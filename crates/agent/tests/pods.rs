@@ -4,243 +4,14 @@
 //! pod is stopped and removed. These need root, runc and busybox-static: outside CI they
 //! skip without them.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use agent::{Agent, AgentConfig, LogRequest, LogServer, RunningAgent};
-use futures_util::future::BoxFuture;
-use hoist_agent as agent;
-use k8s_openapi::api::core::v1::{Event, Node, Pod, Secret};
-use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
-use runtime::MonitorCommand;
-use testkit::{Registry, busybox, require};
-
-/// Serves `pods/log` from the agent in process, as `hoist server` wires it.
-struct AgentLogs(LogServer);
-
-impl apiserver::LogSource for AgentLogs {
-    fn logs<'a>(
-        &'a self,
-        pod: &'a Pod,
-        o: &'a apiserver::LogOptions,
-    ) -> BoxFuture<'a, Result<apiserver::LogStream, apiserver::LogError>> {
-        Box::pin(async move {
-            let since_time = match &o.since_time {
-                Some(t) => Some(t.parse().map_err(|e| {
-                    apiserver::LogError::BadRequest(format!("sinceTime {t:?}: {e}"))
-                })?),
-                None => None,
-            };
-            let req = LogRequest {
-                container: (!o.container.is_empty()).then(|| o.container.clone()),
-                follow: o.follow,
-                previous: o.previous,
-                tail_lines: o.tail_lines,
-                since_seconds: o.since_seconds,
-                since_time,
-                timestamps: o.timestamps,
-                limit_bytes: o.limit_bytes,
-            };
-            self.0.logs(pod, &req).await.map_err(|e| match e {
-                agent::LogError::BadRequest(m) => apiserver::LogError::BadRequest(m),
-                agent::LogError::NotFound(m) => apiserver::LogError::NotFound(m),
-                other => apiserver::LogError::Unavailable(agent::chain(&other)),
-            })
-        })
-    }
-}
-
-struct Cluster {
-    _dir: tempfile::TempDir,
-    data: PathBuf,
-    image: String,
-    server: Option<apiserver::RunningServer>,
-    agent: Option<RunningAgent>,
-    client: kube::Client,
-    _reg: Registry,
-}
-
-impl Cluster {
-    async fn start() -> Option<Cluster> {
-        Self::start_with(None).await
-    }
-
-    /// With `credentials`, the registry demands them (htpasswd) and the image is
-    /// `private/busybox:1`.
-    async fn start_with(credentials: Option<(&str, &str)>) -> Option<Cluster> {
-        Self::start_full(credentials, Default::default()).await
-    }
-
-    async fn start_full(
-        credentials: Option<(&str, &str)>,
-        rotation: runtime::logs::Rotation,
-    ) -> Option<Cluster> {
-        if !require(testkit::ci::is_root(), "the agent needs root")
-            || !require(testkit::ci::have_binary("runc"), "runc is not installed")
-            || !require(
-                busybox::busybox_available(),
-                "busybox-static is not installed",
-            )
-        {
-            return None;
-        }
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let (reg, repo) = match credentials {
-            Some((user, pass)) => (
-                Registry::start_with_htpasswd(user, pass)?,
-                "private/busybox",
-            ),
-            None => (Registry::start()?, "busybox"),
-        };
-        reg.push(repo, "1", &busybox::busybox_image().build())
-            .await
-            .expect("push busybox");
-        let image = format!("{}/{repo}:1", reg.host());
-
-        let dir = tempfile::Builder::new()
-            .prefix("hoist-agent-test")
-            .tempdir()
-            .unwrap();
-        let backend = store::SqliteBackend::open(dir.path().join("store.db")).expect("store");
-        let cfg = apiserver::Config::new(
-            dir.path().join("server"),
-            "127.0.0.1:0".parse().unwrap(),
-            Arc::new(backend),
-        );
-        let server = apiserver::Server::start(cfg).await.expect("server starts");
-        let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig_path()).unwrap();
-        let options = kube::config::KubeConfigOptions::default();
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-            .await
-            .unwrap();
-        let client = kube::Client::try_from(config).expect("kube client");
-
-        let data = dir.path().join("node");
-        let monitor = MonitorCommand {
-            program: env!("CARGO_BIN_EXE_hoist-agent-monitor").into(),
-            args: vec![],
-        };
-        let mut cfg = AgentConfig::new(data.clone(), monitor);
-        cfg.node_name = "hoist-test-node".into();
-        cfg.log_rotation = rotation;
-        let agent = Agent::start(client.clone(), cfg)
-            .await
-            .expect("agent starts");
-        server.set_log_source(Arc::new(AgentLogs(agent.log_server())));
-        Some(Cluster {
-            _dir: dir,
-            data,
-            image,
-            server: Some(server),
-            agent: Some(agent),
-            client,
-            _reg: reg,
-        })
-    }
-
-    fn pods(&self) -> Api<Pod> {
-        Api::namespaced(self.client.clone(), "default")
-    }
-
-    async fn create(&self, name: &str, policy: &str, script: &str) -> Pod {
-        self.create_with(name, policy, script, None).await
-    }
-
-    async fn create_with(
-        &self,
-        name: &str,
-        policy: &str,
-        script: &str,
-        secret: Option<&str>,
-    ) -> Pod {
-        let secrets: Vec<_> = secret
-            .iter()
-            .map(|s| serde_json::json!({ "name": s }))
-            .collect();
-        let pod: Pod = serde_json::from_value(serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": { "name": name },
-            "spec": {
-                "restartPolicy": policy,
-                "terminationGracePeriodSeconds": 2,
-                "imagePullSecrets": secrets,
-                "containers": [{
-                    "name": "main",
-                    "image": self.image,
-                    "command": ["sh", "-c", script],
-                }],
-            },
-        }))
-        .unwrap();
-        self.pods()
-            .create(&PostParams::default(), &pod)
-            .await
-            .expect("create pod")
-    }
-
-    /// Polls the pod until `done` holds, or panics with its last status after `limit`.
-    async fn wait(&self, name: &str, limit: Duration, done: impl Fn(&Pod) -> bool) -> Pod {
-        let start = Instant::now();
-        loop {
-            let pod = self.pods().get(name).await.expect("get pod");
-            if done(&pod) {
-                return pod;
-            }
-            if start.elapsed() > limit {
-                panic!("pod {name} did not get there: {:#?}", pod.status);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    async fn log(&self, name: &str, previous: bool) -> String {
-        let params = LogParams {
-            previous,
-            ..Default::default()
-        };
-        self.pods().logs(name, &params).await.expect("pods/log")
-    }
-
-    async fn event_reasons(&self, name: &str) -> Vec<String> {
-        let events: Api<Event> = Api::namespaced(self.client.clone(), "default");
-        let list = events
-            .list(&ListParams::default())
-            .await
-            .expect("list events");
-        list.items
-            .into_iter()
-            .filter(|e| e.involved_object.name.as_deref() == Some(name))
-            .filter_map(|e| Some(format!("{}: {}", e.reason?, e.message?)))
-            .collect()
-    }
-
-    async fn stop(mut self) {
-        if let Some(a) = self.agent.take() {
-            a.shutdown().await;
-        }
-        if let Some(s) = self.server.take() {
-            s.shutdown().await;
-        }
-    }
-}
-
-fn phase(p: &Pod) -> &str {
-    p.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("")
-}
-
-fn main_status(p: &Pod) -> Option<k8s_openapi::api::core::v1::ContainerStatus> {
-    p.status
-        .as_ref()?
-        .container_statuses
-        .as_ref()?
-        .first()
-        .cloned()
-}
+use common::{Cluster, main_status, phase, waiting_of};
+use k8s_openapi::api::core::v1::{Node, Secret};
+use kube::api::{Api, DeleteParams, LogParams, Patch, PatchParams, PostParams};
+use testkit::busybox;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tutorial_pod_succeeds_and_logs_success() {
@@ -372,17 +143,7 @@ async fn restarted_agent_adopts_a_running_pod() {
     let id = main_status(&pod).unwrap().container_id.unwrap();
 
     c.agent.take().unwrap().shutdown().await;
-    let monitor = MonitorCommand {
-        program: env!("CARGO_BIN_EXE_hoist-agent-monitor").into(),
-        args: vec![],
-    };
-    let mut cfg = AgentConfig::new(c.data.clone(), monitor);
-    cfg.node_name = "hoist-test-node".into();
-    c.agent = Some(
-        Agent::start(c.client.clone(), cfg)
-            .await
-            .expect("agent restarts"),
-    );
+    c.start_agent(Default::default()).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let pod = c.pods().get("sleeper").await.unwrap();
@@ -433,11 +194,6 @@ async fn restarted_agent_adopts_a_running_pod() {
         0
     );
     c.stop().await;
-}
-
-fn waiting_of(p: &Pod) -> Option<(String, String)> {
-    let w = main_status(p)?.state?.waiting?;
-    Some((w.reason?, w.message.unwrap_or_default()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -578,17 +334,7 @@ async fn pods_deleted_while_the_agent_was_down_are_cleaned_up() {
         1
     );
 
-    let monitor = MonitorCommand {
-        program: env!("CARGO_BIN_EXE_hoist-agent-monitor").into(),
-        args: vec![],
-    };
-    let mut cfg = AgentConfig::new(c.data.clone(), monitor);
-    cfg.node_name = "hoist-test-node".into();
-    c.agent = Some(
-        Agent::start(c.client.clone(), cfg)
-            .await
-            .expect("agent restarts"),
-    );
+    c.start_agent(Default::default()).await;
     let start = Instant::now();
     while std::fs::read_dir(c.data.join("sandboxes")).unwrap().count() > 0 {
         assert!(
@@ -603,5 +349,53 @@ async fn pods_deleted_while_the_agent_was_down_are_cleaned_up() {
             .count(),
         0
     );
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_image_restarts_the_container() {
+    let Some(c) = Cluster::start().await else {
+        return;
+    };
+    c._reg
+        .push("busybox", "2", &busybox::busybox_image().build())
+        .await
+        .expect("push busybox:2");
+    let second = c.image.replace(":1", ":2");
+    c.create("changing", "Always", "exec sleep 600").await;
+    c.wait("changing", Duration::from_secs(60), |p| {
+        phase(p) == "Running"
+    })
+    .await;
+
+    let patch = serde_json::json!({ "spec": { "containers": [
+        { "name": "main", "image": second } ] } });
+    c.pods()
+        .patch(
+            "changing",
+            &PatchParams::default(),
+            &Patch::Strategic(&patch),
+        )
+        .await
+        .expect("patch the image");
+    let pod = c
+        .wait("changing", Duration::from_secs(30), |p| {
+            main_status(p).is_some_and(|s| {
+                s.image == second && s.restart_count == 1 && s.state.unwrap().running.is_some()
+            })
+        })
+        .await;
+    assert_eq!(phase(&pod), "Running");
+    let reasons = c.event_reasons("changing").await;
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r == "Killing: Container main definition changed, will be restarted"),
+        "no Killing event in {reasons:#?}"
+    );
+    c.pods()
+        .delete("changing", &DeleteParams::default())
+        .await
+        .expect("delete");
     c.stop().await;
 }
