@@ -290,3 +290,31 @@ pub fn dockerconfig(secret: &Secret) -> Option<DockerConfig> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn secret(kind: &str, payload: &str) -> Secret {
+        Secret {
+            type_: Some(kind.into()),
+            data: Some(BTreeMap::from([(
+                ".dockerconfigjson".to_string(),
+                ByteString(payload.as_bytes().to_vec()),
+            )])),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn dockerconfigjson_secrets_give_credentials_and_others_none() {
+        let payload = r#"{"auths":{"reg.lan:5000":{"auth":"YWxpY2U6czNjcmV0"}}}"#;
+        let c = dockerconfig(&secret("kubernetes.io/dockerconfigjson", payload)).unwrap();
+        assert!(c.credentials_for("reg.lan:5000").is_some());
+        assert!(c.credentials_for("docker.io").is_none());
+        assert!(dockerconfig(&secret("Opaque", payload)).is_none());
+        assert!(dockerconfig(&secret("kubernetes.io/dockerconfigjson", "not json")).is_none());
+    }
+}

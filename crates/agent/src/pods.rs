@@ -21,6 +21,13 @@ use crate::worker::{PodWorker, Signal};
 /// How long to wait before listing again after the API failed.
 const RETRY: Duration = Duration::from_secs(2);
 
+/// When to list again after a watch ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Relist {
+    Now,
+    Later,
+}
+
 struct Entry {
     tx: watch::Sender<Signal>,
     task: JoinHandle<()>,
@@ -46,9 +53,13 @@ impl Dispatcher {
         let mut first = true;
         let mut stop = self.stop.clone();
         loop {
-            tokio::select! {
-                _ = self.list_and_watch(&mut first) => {}
+            let again = tokio::select! {
+                again = self.list_and_watch(&mut first) => again,
                 _ = stop.changed() => break,
+            };
+            // An expired version lists again at once; a failing API gets a pause.
+            if again == Relist::Now {
+                continue;
             }
             tokio::select! {
                 _ = tokio::time::sleep(RETRY) => {}
@@ -60,14 +71,14 @@ impl Dispatcher {
         }
     }
 
-    async fn list_and_watch(&mut self, first: &mut bool) {
+    async fn list_and_watch(&mut self, first: &mut bool) -> Relist {
         let api: Api<Pod> = Api::all(self.shared.client.clone());
         let selector = format!("spec.nodeName={}", self.shared.node);
         let list = match api.list(&ListParams::default().fields(&selector)).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(error = %e, "listing this node's pods");
-                return;
+                return Relist::Later;
             }
         };
         let live: Vec<String> = list
@@ -97,9 +108,10 @@ impl Dispatcher {
             let params = WatchParams::default().fields(&selector).timeout(290);
             let mut stream = match api.watch(&params, &version).await {
                 Ok(s) => s.boxed(),
+                Err(kube::Error::Api(s)) if s.code == 410 => return Relist::Now,
                 Err(e) => {
                     tracing::warn!(error = %e, "watching this node's pods");
-                    return;
+                    return Relist::Later;
                 }
             };
             while let Some(event) = stream.next().await {
@@ -117,11 +129,15 @@ impl Dispatcher {
                     Ok(WatchEvent::Bookmark(b)) => version = b.metadata.resource_version,
                     Ok(WatchEvent::Error(s)) => {
                         tracing::debug!(code = s.code, message = %s.message, "watch ended");
-                        return;
+                        return if s.code == 410 {
+                            Relist::Now
+                        } else {
+                            Relist::Later
+                        };
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "watch stream failed");
-                        return;
+                        return Relist::Later;
                     }
                 }
             }

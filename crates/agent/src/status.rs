@@ -260,10 +260,15 @@ fn names_where(statuses: &[K8sContainerStatus], f: impl Fn(&K8sContainerStatus) 
 /// The whole status to patch onto `pods/NAME/status`.
 pub fn build(v: &PodView<'_>) -> PodStatus {
     let init_done = initialized(v.init);
+    // An init container is ready once it has succeeded, as the kubelet reports it.
     let init_statuses: Vec<_> = v
         .init
         .iter()
-        .map(|c| container_status(c, "PodInitializing"))
+        .map(|c| {
+            let mut s = container_status(c, "PodInitializing");
+            s.ready = c.current.as_ref().and_then(Instance::exit_code) == Some(0);
+            s
+        })
         .collect();
     let app_wait = if init_done {
         "ContainerCreating"

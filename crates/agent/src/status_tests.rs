@@ -194,6 +194,29 @@ fn init_failure_fails_a_never_pod() {
 }
 
 #[test]
+fn a_succeeded_init_container_is_ready_and_the_app_starts() {
+    let mut p = pod("Always");
+    p.spec.as_mut().unwrap().init_containers = Some(vec![Container {
+        name: "setup".into(),
+        ..Default::default()
+    }]);
+    let mut init = view(Some(exited("i1", 0)), None, 0);
+    init.name = "setup".into();
+    let s = build(&PodView {
+        pod: &p,
+        init: &[init],
+        containers: &[view(Some(running("a1")), None, 0)],
+        sandbox_ready: true,
+        host_ip: "127.0.0.1",
+        pod_ip: None,
+        now: jiff::Timestamp::UNIX_EPOCH,
+    });
+    assert_eq!(s.phase.as_deref(), Some("Running"));
+    assert!(s.init_container_statuses.as_ref().unwrap()[0].ready);
+    assert_eq!(condition_of(&s, "Initialized"), "True");
+}
+
+#[test]
 fn on_failure_restarts_failures_and_succeeds_on_zero() {
     let p = pod("OnFailure");
     assert_eq!(
