@@ -199,6 +199,9 @@ impl PodWorker {
                 Some(ContainerStatus::Exited { .. }) => {
                     wake = wake.min(self.restart(c, latest.as_ref()).await);
                 }
+                Some(ContainerStatus::Created) => {
+                    wake = wake.min(self.retry_created(c, latest.as_ref()).await);
+                }
                 Some(_) => wake = POLL,
                 None => wake = wake.min(self.start(c, 0, None).await),
             }
@@ -226,6 +229,9 @@ impl PodWorker {
                             .is_some_and(|(r, _)| Some(&r.image) != c.image.as_ref()) =>
                     {
                         wake = wake.min(self.replace(c, latest.as_ref()).await);
+                    }
+                    Some(ContainerStatus::Created) => {
+                        wake = wake.min(self.retry_created(c, latest.as_ref()).await);
                     }
                     Some(_) => wake = POLL,
                 }
@@ -300,6 +306,27 @@ impl PodWorker {
         self.crash.next(&key, now);
         let restart = record.restart + 1;
         self.start(c, restart, Some(record.id.clone())).await
+    }
+
+    /// A container left created but never started (an agent stopped between the two
+    /// steps, or a monitor that could not be spawned) is made again, under the same
+    /// back-off as a crash so that a start that keeps failing does not spin.
+    async fn retry_created(
+        &mut self,
+        c: &Container,
+        latest: Option<&(ContainerRecord, ContainerStatus)>,
+    ) -> Duration {
+        let Some((record, _)) = latest else {
+            return POLL;
+        };
+        let now = Instant::now();
+        let since = instant_of(&record.created_at, now);
+        if let Some(at) = self.crash.retry_at(&c.name, since, now) {
+            return at.saturating_duration_since(now).max(POLL);
+        }
+        tracing::debug!(id = %record.id, "container created but never started: making it again");
+        self.crash.next(&c.name, now);
+        self.start(c, record.restart, None).await
     }
 
     /// Stops a running container whose spec changed (a new image, the one field of a pod's
