@@ -8,11 +8,13 @@
 //! - [`images`]: pull policy, pull secrets, image back-off and its events.
 //! - [`status`], [`events`], [`backoff`]: the pure parts (status building, the kubelet's
 //!   event wording, the back-off schedule).
-//! - [`logs`]: serving a container's CRI log for `pods/log`.
+//! - [`logs`]: serving a container's CRI log for `pods/log`, and [`log_endpoint`], the
+//!   authenticated HTTPS endpoint the API server proxies `pods/log` to.
 
 pub mod backoff;
 pub mod events;
 pub mod images;
+pub mod log_endpoint;
 pub mod logs;
 pub mod node;
 mod pods;
@@ -57,6 +59,12 @@ pub enum AgentError {
         #[source]
         source: registry::RegistryError,
     },
+    #[error("serving the log endpoint on {addr}")]
+    LogEndpoint {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("registering the node")]
     Node(#[source] node::NodeError),
 }
@@ -77,6 +85,25 @@ pub struct AgentConfig {
     /// When container logs are rotated (the kubelet's `containerLogMaxSize` and
     /// `containerLogMaxFiles`: 10 MiB, 5 files).
     pub log_rotation: runtime::logs::Rotation,
+    /// Where and how to serve the log endpoint the API server proxies `pods/log` to; none
+    /// when `None`.
+    pub log_endpoint: Option<LogEndpointConfig>,
+}
+
+/// The log endpoint's address, TLS identity and the token a request must carry.
+#[derive(Clone)]
+pub struct LogEndpointConfig {
+    pub listen: std::net::SocketAddr,
+    pub tls: rustls::ServerConfig,
+    pub token: String,
+}
+
+impl std::fmt::Debug for LogEndpointConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogEndpointConfig")
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AgentConfig {
@@ -89,6 +116,7 @@ impl AgentConfig {
             monitor,
             authfile: None,
             log_rotation: Default::default(),
+            log_endpoint: None,
         }
     }
 }
@@ -142,7 +170,33 @@ impl Agent {
             },
         )?;
 
-        let facts = node::HostFacts::gather();
+        let mut facts = node::HostFacts::gather();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let endpoint = match &cfg.log_endpoint {
+            None => None,
+            Some(e) => {
+                let listener = tokio::net::TcpListener::bind(e.listen)
+                    .await
+                    .map_err(|source| AgentError::LogEndpoint {
+                        addr: e.listen,
+                        source,
+                    })?;
+                facts.log_port = listener
+                    .local_addr()
+                    .map_err(|source| AgentError::LogEndpoint {
+                        addr: e.listen,
+                        source,
+                    })?
+                    .port();
+                let serve = log_endpoint::Endpoint {
+                    logs: LogServer::new(&data_dir),
+                    client: client.clone(),
+                    token: e.token.clone(),
+                };
+                let task = log_endpoint::serve(listener, e.tls.clone(), serve, stop_rx.clone());
+                Some(tokio::spawn(task))
+            }
+        };
         node::register(&client, &cfg.node_name, &facts)
             .await
             .map_err(AgentError::Node)?;
@@ -155,7 +209,6 @@ impl Agent {
             images: images::ImageManager::new(store, client.clone(), options, recorder.clone()),
             recorder,
         });
-        let (stop_tx, stop_rx) = watch::channel(false);
         let heartbeat = tokio::spawn(node::heartbeat(client, cfg.node_name.clone(), facts));
         let pods = tokio::spawn(pods::Dispatcher::new(shared, stop_rx).run());
         tracing::info!(node = %cfg.node_name, "node agent started");
@@ -163,6 +216,7 @@ impl Agent {
             stop: stop_tx,
             heartbeat,
             pods,
+            endpoint,
             logs: LogServer::new(&data_dir),
             node_name: cfg.node_name,
         })
@@ -174,6 +228,7 @@ pub struct RunningAgent {
     stop: watch::Sender<bool>,
     heartbeat: JoinHandle<()>,
     pods: JoinHandle<()>,
+    endpoint: Option<JoinHandle<()>>,
     logs: LogServer,
     node_name: String,
 }
@@ -194,6 +249,9 @@ impl RunningAgent {
         let _ = self.stop.send(true);
         self.heartbeat.abort();
         let _ = self.pods.await;
+        if let Some(e) = self.endpoint {
+            let _ = e.await;
+        }
         tracing::info!(node = %self.node_name, "node agent stopped");
     }
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
-    Namespace, Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo,
+    DaemonEndpoint, Namespace, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec,
+    NodeStatus, NodeSystemInfo,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
@@ -56,6 +57,9 @@ pub struct HostFacts {
     pub memory_kib: u64,
     /// When the agent started: its conditions hold since then.
     pub started: jiff::Timestamp,
+    /// The port of the agent's log endpoint (see [`crate::log_endpoint`]); 0 when it serves
+    /// none.
+    pub log_port: u16,
 }
 
 impl HostFacts {
@@ -76,6 +80,7 @@ impl HostFacts {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             memory_kib: mem_total_kib(&read("/proc/meminfo")),
             started: jiff::Timestamp::now(),
+            log_port: 0,
         }
     }
 }
@@ -180,6 +185,12 @@ pub fn node_status(name: &str, facts: &HostFacts, now: jiff::Timestamp) -> NodeS
                 address: name.into(),
             },
         ]),
+        // Where the API server reaches this node's log endpoint, as it reaches a kubelet's.
+        daemon_endpoints: (facts.log_port > 0).then(|| NodeDaemonEndpoints {
+            kubelet_endpoint: Some(DaemonEndpoint {
+                port: i32::from(facts.log_port),
+            }),
+        }),
         node_info: Some(NodeSystemInfo {
             architecture: facts.architecture.clone(),
             boot_id: facts.boot_id.clone(),

@@ -13,8 +13,8 @@
 //!   share (object metadata, selectors, patch formats, Table rows, protobuf bodies).
 //! - [`scheduler`]: binds pods without a node to the registered, Ready node.
 //! - [`compact`]: drops old history from the store every few minutes.
-//! - [`logs`]: the [`LogSource`] extension point through which the node agent serves
-//!   `pods/log`.
+//! - [`logs`]: the [`LogSource`] extension point through which `pods/log` is served, and
+//!   [`node_logs`], its default: a proxy to the log endpoint of the pod's node agent.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -30,6 +30,7 @@ pub mod handlers;
 pub mod http;
 pub mod kubeconfig;
 pub mod logs;
+pub mod node_logs;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
@@ -84,6 +85,7 @@ pub struct Server;
 /// A started server.
 pub struct RunningServer {
     addr: SocketAddr,
+    identity: pki::Identity,
     kubeconfig: PathBuf,
     api: Arc<api::Api>,
     stop: watch::Sender<bool>,
@@ -123,7 +125,16 @@ impl Server {
             },
         )?;
 
-        let api = Arc::new(api::Api::new(config.backend.clone(), identity.token, url));
+        let api = Arc::new(api::Api::new(
+            config.backend.clone(),
+            identity.token.clone(),
+            url,
+        ));
+        // Logs come from the agent of the pod's node, unless the caller sets another source.
+        match node_logs::NodeLogs::new(config.backend.clone(), &identity.ca_pem, &identity.token) {
+            Ok(proxy) => api.logs.set(Arc::new(proxy)),
+            Err(e) => tracing::warn!(error = %e, "pods/log will not be served"),
+        }
         api.bootstrap().await.map_err(StartError::Bootstrap)?;
 
         let (stop, stopped) = watch::channel(false);
@@ -144,6 +155,7 @@ impl Server {
         tracing::info!(%addr, kubeconfig = %kubeconfig.display(), "API server listening");
         Ok(RunningServer {
             addr,
+            identity,
             kubeconfig,
             api,
             stop,
@@ -173,7 +185,13 @@ impl RunningServer {
         &self.api.token
     }
 
-    /// Sets where `pods/log` is served from (the node agent).
+    /// The CA, serving certificate and token of this server: the node agent in this process
+    /// serves its log endpoint with them.
+    pub fn identity(&self) -> &pki::Identity {
+        &self.identity
+    }
+
+    /// Sets where `pods/log` is served from, instead of the proxy to the pod's node.
     pub fn set_log_source(&self, source: Arc<dyn LogSource>) {
         self.api.logs.set(source);
     }

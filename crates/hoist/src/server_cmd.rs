@@ -25,6 +25,10 @@ pub struct ServerArgs {
     /// come on top).
     #[arg(long)]
     pub authfile: Option<PathBuf>,
+    /// Where the node agent serves container logs to the API server (HTTPS, the kubelet's
+    /// port 10250 by default elsewhere; a free port here, so that servers can share a host).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub log_listen: SocketAddr,
     /// Serve the API only, without this machine as a node.
     #[arg(long)]
     pub no_agent: bool,
@@ -65,8 +69,7 @@ async fn serve(data_dir: &Path, args: ServerArgs) -> anyhow::Result<ExitCode> {
     let agent = if args.no_agent {
         None
     } else {
-        let agent = start_agent(data_dir, &args, server.kubeconfig_path()).await?;
-        server.set_log_source(Arc::new(AgentLogs(agent.log_server())));
+        let agent = start_agent(data_dir, &args, &server).await?;
         println!("hoist server: node {} is Ready", agent.node_name());
         Some(agent)
     };
@@ -84,8 +87,9 @@ async fn serve(data_dir: &Path, args: ServerArgs) -> anyhow::Result<ExitCode> {
 async fn start_agent(
     data_dir: &Path,
     args: &ServerArgs,
-    kubeconfig: &Path,
+    server: &apiserver::RunningServer,
 ) -> anyhow::Result<agent::RunningAgent> {
+    let kubeconfig = server.kubeconfig_path();
     let kc = kube::config::Kubeconfig::read_from(kubeconfig)
         .with_context(|| format!("read {}", kubeconfig.display()))?;
     let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
@@ -99,47 +103,19 @@ async fn start_agent(
     }
     cfg.runtime = args.runtime.clone();
     cfg.authfile = args.authfile.clone();
+    // One process, one identity: the agent's log endpoint serves the API server's certificate
+    // and accepts its token, and the API server proxies pods/log there.
+    let identity = server.identity();
+    cfg.log_endpoint = Some(agent::LogEndpointConfig {
+        listen: args.log_listen,
+        tls: identity
+            .server_config()
+            .context("prepare the log endpoint's TLS")?,
+        token: identity.token.clone(),
+    });
     agent::Agent::start(client, cfg)
         .await
         .context("start the node agent")
-}
-
-/// `pods/log` served from the agent's CRI log files.
-struct AgentLogs(agent::LogServer);
-
-impl apiserver::LogSource for AgentLogs {
-    fn logs<'a>(
-        &'a self,
-        pod: &'a k8s_openapi::api::core::v1::Pod,
-        o: &'a apiserver::LogOptions,
-    ) -> futures_util::future::BoxFuture<'a, Result<apiserver::LogStream, apiserver::LogError>>
-    {
-        Box::pin(async move {
-            let since_time = match &o.since_time {
-                Some(t) => Some(t.parse().map_err(|_| {
-                    apiserver::LogError::BadRequest(format!(
-                        "sinceTime: {t:?} is not an RFC 3339 time"
-                    ))
-                })?),
-                None => None,
-            };
-            let req = agent::LogRequest {
-                container: Some(o.container.clone()),
-                follow: o.follow,
-                previous: o.previous,
-                tail_lines: o.tail_lines,
-                since_seconds: o.since_seconds,
-                since_time,
-                timestamps: o.timestamps,
-                limit_bytes: o.limit_bytes,
-            };
-            self.0.logs(pod, &req).await.map_err(|e| match e {
-                agent::LogError::BadRequest(m) => apiserver::LogError::BadRequest(m),
-                agent::LogError::NotFound(m) => apiserver::LogError::NotFound(m),
-                other => apiserver::LogError::Unavailable(agent::chain(&other)),
-            })
-        })
-    }
 }
 
 async fn stopped() {
