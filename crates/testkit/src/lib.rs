@@ -9,11 +9,13 @@
 //! - [`push`]: the v2 upload protocol, used by [`registry::Registry::push`].
 //! - [`busybox`]: a runnable root filesystem layer from the host's static busybox.
 //! - [`ci`]: `require`, which skips a test outside CI and fails it under `CI=true`.
+//! - [`kubectl`]: the stock kubectl binaries pointed at a cluster, and what they printed.
 
 pub mod busybox;
 pub mod ci;
 pub mod fake;
 pub mod image;
+pub mod kubectl;
 pub mod layer;
 pub mod push;
 pub mod registry;

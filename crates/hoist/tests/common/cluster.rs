@@ -1,29 +1,17 @@
 //! `hoist server` as a person starts it (the real binary, on a loopback port, with its own
-//! data directory), and the stock kubectl pointed at the kubeconfig it writes.
+//! data directory), and the stock kubectl pointed at the kubeconfig it writes
+//! (`testkit::kubectl`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+// Each test binary uses a different part of these.
+#[allow(unused_imports)]
+pub use testkit::kubectl::{Run, VERSIONS, available as have_kubectl};
+
 use super::HOIST;
-
-const SDK_BIN: &str = "/usr/lib/google-cloud-sdk/bin";
-
-/// The kubectl versions the flows run with.
-pub const VERSIONS: &[&str] = &["1.27", "1.30", "1.33"];
-
-pub fn kubectl_path(version: &str) -> PathBuf {
-    Path::new(SDK_BIN).join(format!("kubectl.{version}"))
-}
-
-/// Whether kubectl is installed, by testkit's rule (skip outside CI, fail in it).
-pub fn have_kubectl() -> bool {
-    let all = VERSIONS
-        .iter()
-        .all(|v| testkit::ci::have_binary(kubectl_path(v).to_str().unwrap_or("")));
-    testkit::require(all, "the stock kubectl binaries are not installed")
-}
 
 /// A running `hoist server`.
 pub struct Cluster {
@@ -72,28 +60,9 @@ impl Cluster {
         self.data.join("api/kubeconfig.yaml")
     }
 
-    fn command(&self, version: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new(kubectl_path(version));
-        cmd.arg(format!(
-            "--cache-dir={}",
-            self.data.join("kcache").join(version).display()
-        ))
-        .args(args)
-        .env("KUBECONFIG", self.kubeconfig())
-        .env("HOME", &self.data)
-        .stdin(Stdio::null());
-        cmd
-    }
-
     /// Runs kubectl and returns what it printed.
     pub fn kubectl(&self, version: &str, args: &[&str]) -> Run {
-        let out = self.command(version, args).output().expect("kubectl runs");
-        Run {
-            what: format!("kubectl.{version} {}", args.join(" ")),
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        testkit::kubectl::Kubectl::new(self.kubeconfig(), &self.data).run(version, args)
     }
 
     /// Writes a manifest into the data directory.
@@ -149,39 +118,5 @@ impl Drop for Cluster {
             ],
         );
         self.stop();
-    }
-}
-
-/// What one kubectl command printed.
-#[derive(Debug)]
-pub struct Run {
-    pub what: String,
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    pub fn ok(&self) -> &str {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "{} failed:\n{}{}",
-            self.what,
-            self.stdout,
-            self.stderr
-        );
-        &self.stdout
-    }
-
-    pub fn fails(&self) -> &str {
-        assert_ne!(
-            self.code,
-            Some(0),
-            "{} should fail:\n{}",
-            self.what,
-            self.stdout
-        );
-        &self.stderr
     }
 }
