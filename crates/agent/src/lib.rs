@@ -277,13 +277,4 @@ pub(crate) async fn blocking<T: Send + 'static, E: Send + 'static>(
 
 /// An error's message followed by its sources', as one line (events and statuses carry
 /// one string).
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        next = s.source();
-    }
-    out
-}
+pub use image::error_chain as chain;

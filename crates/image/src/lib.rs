@@ -17,5 +17,5 @@ pub use store::{ImageRecord, LayerRecord, Store, StoreError};
 pub mod policy;
 pub mod pull;
 
-pub use policy::{EnsureOutcome, PolicyError, PullPolicy, ensure};
+pub use policy::{EnsureOutcome, PolicyError, PullPolicy, chain as error_chain, ensure};
 pub use pull::{LayerFetch, NoProgress, Progress, PullError, PulledImage, pull};

@@ -86,7 +86,7 @@ impl PolicyError {
 
 /// An error's message followed by its sources', as one line: events and pod status carry
 /// one string, and the registry's own words are usually in the innermost source.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut next = e.source();
     while let Some(s) = next {

@@ -37,17 +37,7 @@ async fn pull(store: &Store, client: &registry::Client, r: &str) -> Result<Pulle
     image::pull(store, client, &r, &Platform::host(), &NoProgress).await
 }
 
-/// The error's message with every cause, `a: b: c`.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
+use image::error_chain as chain;
 
 /// base64 of `alice:s3cret`, as docker writes it into `auth` and sends it in `Basic`.
 const ALICE: &str = "YWxpY2U6czNjcmV0";
