@@ -10,9 +10,9 @@ use std::io::{self, BufReader, Read};
 use oci::{Compression, Digest, Digester};
 
 /// Buffer between the compressed source and the decoder.
-const INPUT_BUFFER: usize = 256 << 10;
+const INPUT_BUFFER: usize = 64 << 10;
 /// Buffer between the decoder and the tar parser; the tar parser reads 512-byte headers.
-pub(crate) const TAR_BUFFER: usize = 1 << 20;
+pub(crate) const TAR_BUFFER: usize = 256 << 10;
 
 /// The decoder for one compression.
 pub(crate) enum Decoder<R: Read> {
