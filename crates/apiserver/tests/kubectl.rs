@@ -281,3 +281,94 @@ fn get_watch_prints_a_row_per_change() {
         assert!(lines.iter().all(|l| !l.contains("error")), "{v}: {lines:?}");
     }
 }
+
+#[test]
+fn conflicts_patches_pages_and_generated_names() {
+    if !have_kubectl() {
+        return;
+    }
+    let c = Cluster::start();
+    let v = "1.33";
+    c.kubectl(v, &["create", "configmap", "conf", "--from-literal=a=1"])
+        .ok();
+    let got = c
+        .kubectl(v, &["get", "cm", "conf", "-o", "json"])
+        .ok()
+        .to_string();
+
+    // A replacement that carries the version it read wins once; the second is stale.
+    let edited = got.replace("\"a\": \"1\"", "\"a\": \"2\"");
+    let f = c.file("conf.json", &edited);
+    let f = f.to_str().unwrap();
+    assert_eq!(
+        c.kubectl(v, &["replace", "-f", f]).ok(),
+        "configmap/conf replaced\n"
+    );
+    let stale = c.kubectl(v, &["replace", "-f", f]).fails().to_string();
+    assert!(
+        stale.contains("Error from server (Conflict)") && stale.contains("has been modified"),
+        "{stale}"
+    );
+
+    for (kind, patch, key, want) in [
+        ("merge", r#"{"data":{"b":"merge"}}"#, "b", "merge"),
+        ("strategic", r#"{"data":{"c":"smp"}}"#, "c", "smp"),
+        (
+            "json",
+            r#"[{"op":"replace","path":"/data/a","value":"json"}]"#,
+            "a",
+            "json",
+        ),
+    ] {
+        let out = c
+            .kubectl(v, &["patch", "cm", "conf", "--type", kind, "-p", patch])
+            .ok()
+            .to_string();
+        assert_eq!(out, "configmap/conf patched\n", "{kind}");
+        let jp = format!("jsonpath={{.data.{key}}}");
+        assert_eq!(
+            c.kubectl(v, &["get", "cm", "conf", "-o", &jp]).ok(),
+            want,
+            "{kind}"
+        );
+    }
+    let failed_test = r#"[{"op":"test","path":"/data/a","value":"nope"}]"#;
+    let err = c.kubectl(
+        v,
+        &["patch", "cm", "conf", "--type", "json", "-p", failed_test],
+    );
+    assert!(err.fails().contains("test"), "{err:?}");
+
+    // generateName, and a list read in pages of two (limit and continue).
+    let generated = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  generateName: gen-\n  \
+               labels: {batch: x}\ndata: {k: v}\n";
+    let f = c.file("gen.yaml", generated);
+    for _ in 0..4 {
+        let out = c
+            .kubectl(v, &["create", "-f", f.to_str().unwrap()])
+            .ok()
+            .to_string();
+        assert!(
+            out.starts_with("configmap/gen-") && out.ends_with(" created\n"),
+            "{out}"
+        );
+    }
+    let paged = c
+        .kubectl(
+            v,
+            &["get", "cm", "-l", "batch=x", "--chunk-size=2", "-o", "name"],
+        )
+        .ok()
+        .to_string();
+    assert_eq!(paged.lines().count(), 4, "{paged}");
+    let deleted = c
+        .kubectl(v, &["delete", "cm", "-l", "batch=x"])
+        .ok()
+        .to_string();
+    assert_eq!(deleted.lines().count(), 4, "{deleted}");
+    assert!(
+        c.kubectl(v, &["get", "cm", "conf", "-o", "name"])
+            .ok()
+            .contains("conf")
+    );
+}

@@ -229,6 +229,17 @@ fn a_restarted_server_keeps_objects_and_running_containers() {
     let before = c.kubectl("1.33", &id).ok().to_string();
     assert!(before.starts_with("hoist://"), "{before}");
 
+    // `hoist kubeconfig` prints what the server wrote; it still holds after the restart.
+    let printed = std::process::Command::new(common::HOIST)
+        .arg("--data-dir")
+        .arg(env.data_dir())
+        .arg("kubeconfig")
+        .output()
+        .expect("hoist kubeconfig runs");
+    let written = std::fs::read_to_string(c.kubeconfig()).expect("kubeconfig written");
+    assert_eq!(String::from_utf8_lossy(&printed.stdout), written);
+    assert!(written.contains("token:") && written.contains("certificate-authority-data:"));
+
     c.stop();
     let c = Cluster::start(env.data_dir());
     let phase = ["get", "pod", "keep", "-o", "jsonpath={.status.phase}"];
