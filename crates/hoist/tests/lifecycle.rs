@@ -92,6 +92,13 @@ fn the_log_file_holds_every_byte_in_order() {
     // The printed copy has every byte too, behind `[lines] ` on each line and `[long] `.
     let printed = expected.len() + 8 * 100_000 + 7 + (1 << 20) + 1;
     assert_eq!(out.stdout.len(), printed);
+
+    // The next `hoist run` removes what `--rm=false` kept, all but the logs.
+    assert!(!env.mounts().is_empty(), "--rm=false keeps the pod's mounts");
+    let after = env.run(&pod("after", &image, &["true"], ""), &[]);
+    assert!(after.status.success(), "{}", stderr(&after));
+    assert!(env.mounts().is_empty(), "left mounted: {:?}", env.mounts());
+    assert!(logs.iter().all(|l| l.exists()), "the kept logs stay");
 }
 
 #[test]
