@@ -33,7 +33,10 @@ pub fn table(
     let now = jiff::Timestamp::now();
     let rows: Vec<Value> = items
         .iter()
-        .map(|obj| json!({"cells": cells(res.kind, obj, now), "object": row_object(obj, include_object)}))
+        .map(|obj| {
+            let object = row_object(obj, include_object);
+            json!({"cells": cells(res.kind, obj, now), "object": object})
+        })
         .collect();
     json!({
         "kind": "Table",

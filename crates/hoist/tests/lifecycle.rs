@@ -94,7 +94,10 @@ fn the_log_file_holds_every_byte_in_order() {
     assert_eq!(out.stdout.len(), printed);
 
     // The next `hoist run` removes what `--rm=false` kept, all but the logs.
-    assert!(!env.mounts().is_empty(), "--rm=false keeps the pod's mounts");
+    assert!(
+        !env.mounts().is_empty(),
+        "--rm=false keeps the pod's mounts"
+    );
     let after = env.run(&pod("after", &image, &["true"], ""), &[]);
     assert!(after.status.success(), "{}", stderr(&after));
     assert!(env.mounts().is_empty(), "left mounted: {:?}", env.mounts());

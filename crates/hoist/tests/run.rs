@@ -45,7 +45,8 @@ fn the_first_non_zero_exit_code_passes_through() {
     let two = format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: two\nspec:\n  restartPolicy: Never\n  \
          containers:\n    - name: a\n      image: {image}\n      command: [sh, -c, 'exit 0']\n    \
-         - name: b\n      image: {image}\n      command: [sh, -c, 'echo out; echo err >&2; exit 7']\n"
+         - name: b\n      image: {image}\n      \
+         command: [sh, -c, 'echo out; echo err >&2; exit 7']\n"
     );
     let out = env.run(&two, &[]);
     assert_eq!(out.status.code(), Some(7));
@@ -268,7 +269,8 @@ fn empty_dir_and_host_path_volumes_are_mounted_and_others_refused() {
          - {{name: ram, mountPath: /ram}}\n  containers:\n    - name: read\n      \
          image: {image}\n      command: [sh, -c, 'cat /scratch/f /ram/f /host/greeting; \
          echo x > /host/new || echo read-only']\n      volumeMounts:\n        \
-         - {{name: scratch, mountPath: /scratch}}\n        - {{name: ram, mountPath: /ram}}\n        \
+         - {{name: scratch, mountPath: /scratch}}\n        \
+         - {{name: ram, mountPath: /ram}}\n        \
          - {{name: host, mountPath: /host, readOnly: true}}\n",
         host = host.path().display()
     );

@@ -157,7 +157,8 @@ fn apply_client_side_and_server_side() {
     };
     let pod = |tag: &str| {
         format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: app\n  labels: {{tier: {tag}}}\nspec:\n  \
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: app\n  labels: {{tier: {tag}}}\n\
+             spec:\n  \
              containers:\n    - name: app\n      image: {image}\n      command: [sleep, \"3600\"]\n"
         )
     };

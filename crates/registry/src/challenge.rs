@@ -138,12 +138,18 @@ mod tests {
         let cases: Vec<(&str, &str, Option<Vec<Challenge>>)> = vec![
             (
                 "docker hub",
-                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#,
+                concat!(
+                    r#"Bearer realm="https://auth.docker.io/token","#,
+                    r#"service="registry.docker.io",scope="repository:library/busybox:pull""#
+                ),
                 Some(vec![hub.clone()]),
             ),
             (
                 "spaces and case",
-                r#"BEARER  Realm = "https://auth.docker.io/token" , service=registry.docker.io, scope="repository:library/busybox:pull""#,
+                concat!(
+                    r#"BEARER  Realm = "https://auth.docker.io/token" , "#,
+                    r#"service=registry.docker.io, scope="repository:library/busybox:pull""#
+                ),
                 Some(vec![hub]),
             ),
             (

@@ -188,7 +188,10 @@ impl Inner {
         }
         if challenges.iter().any(|c| c.scheme == "basic") {
             let Some(Credentials::Basic { .. }) = &ep.credentials else {
-                debug!(host = %ep.host, "registry asks for basic auth and there are no credentials");
+                debug!(
+                    host = %ep.host,
+                    "registry asks for basic auth and there are no credentials"
+                );
                 return Ok(false);
             };
             let first_time = self.lock_basic().insert(ep.host.clone());

@@ -75,6 +75,7 @@ impl Drop for Cluster {
 pub fn pod_yaml(name: &str, labels: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\nspec:\n  \
-         containers:\n  - name: app\n    image: busybox:1.36\n    command: [\"echo\", \"SUCCESS\"]\n"
+         containers:\n  - name: app\n    image: busybox:1.36\n    \
+         command: [\"echo\", \"SUCCESS\"]\n"
     )
 }
