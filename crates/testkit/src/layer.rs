@@ -296,7 +296,7 @@ fn nul(bytes: &[u8]) -> Vec<u8> {
 
 /// One PAX record: `<len> <key>=<value>\n`, where `len` counts the whole record, its own
 /// digits included.
-fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
+pub fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
     let rest = key.len() + value.len() + 3; // ' ', '=', '\n'
     let mut len = rest + 1;
     while len != rest + len.to_string().len() {

@@ -10,7 +10,7 @@ use hoist_image::unpack::{
 };
 use oci::Compression;
 use tar::EntryType;
-use testkit::layer::{LayerBuilder, Meta, RawEntry};
+use testkit::layer::{LayerBuilder, Meta, RawEntry, pax_record};
 
 use crate::canary::{self, Fixture};
 
@@ -79,21 +79,6 @@ fn dir(mut name: Vec<u8>) -> Vec<u8> {
         name.push(b'/');
     }
     name
-}
-
-/// `<len> <key>=<value>\n`, where `len` counts the whole record, its own digits included.
-fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
-    let rest = key.len() + value.len() + 3;
-    let mut len = rest + 1;
-    while len != rest + len.to_string().len() {
-        len = rest + len.to_string().len();
-    }
-    let mut rec = format!("{len} ").into_bytes();
-    rec.extend_from_slice(key);
-    rec.push(b'=');
-    rec.extend_from_slice(value);
-    rec.push(b'\n');
-    rec
 }
 
 /// A check of an applied snapshot: `Err` says what is wrong.
