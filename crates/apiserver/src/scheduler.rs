@@ -5,6 +5,11 @@
 //! It does not weigh resources, affinity, taints or node selectors: with one node that
 //! costs nothing; with several, pods are spread round-robin and a pod that asks for a node
 //! that cannot serve it is bound anyway.
+//!
+//! Each pass lists every pod to find the unbound ones, after each burst of pod writes
+//! (notifications coalesce), so its cost grows with the pods stored; the create bench (1,000
+//! pods at 3,385/s) kept up with it. Far beyond that, an index of pending pods kept from a
+//! watch would be needed.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -70,15 +70,28 @@ pub async fn delete(api: &Api, req: &Req, t: &Target) -> Result<Response<Body>, 
     if super::dry_run(req) {
         return Ok(json(200, &obj));
     }
-    let done = match t.res.kind {
-        "Pod" => delete_pod(api, t, obj, rev, opts.grace).await?,
-        "Namespace" => delete_namespace(api, t, name, rev).await?,
-        _ => {
-            api.remove(t.res, t.namespace.as_deref(), name, Some(rev))
-                .await?
-        }
-    };
+    let done = delete_one(api, t, obj, rev, opts.grace, Some(rev)).await?;
     Ok(json(200, &done))
+}
+
+/// Deletes one object as its kind is deleted: a pod gracefully, a namespace with its
+/// objects, anything else at once if it is still at `expected` (when given).
+async fn delete_one(
+    api: &Api,
+    t: &Target,
+    obj: Value,
+    rev: i64,
+    grace: Option<i64>,
+    expected: Option<i64>,
+) -> Result<Value, ApiError> {
+    match t.res.kind {
+        "Pod" => delete_pod(api, t, obj, rev, grace).await,
+        "Namespace" => delete_namespace(api, t, objects::name(&obj), rev).await,
+        _ => {
+            let ns = t.namespace.as_deref();
+            api.remove(t.res, ns, objects::name(&obj), expected).await
+        }
+    }
 }
 
 async fn delete_pod(
@@ -173,11 +186,7 @@ pub async fn delete_collection(
             name: Some(name.clone()),
             sub: None,
         };
-        let done = match t.res.kind {
-            "Pod" => delete_pod(api, &target, obj, rev, grace).await,
-            "Namespace" => delete_namespace(api, &target, &name, rev).await,
-            _ => api.remove(t.res, ns.as_deref(), &name, None).await,
-        };
+        let done = delete_one(api, &target, obj, rev, grace, None).await;
         match done {
             Ok(v) => deleted.push(v),
             Err(e) if e.code == 404 || e.reason == "Conflict" => {}
